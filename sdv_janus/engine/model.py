@@ -1,0 +1,207 @@
+"""The JANUS model: encoding, structure, one Bayesian tree per column, and sampling.
+
+This is the engine's entry point. It takes plain columns (arrays of raw values) with a
+:class:`~sdv_janus.engine.encoding.ColumnSpec` each and knows nothing of SDV.
+"""
+
+import logging
+import time
+
+import networkx as nx
+import numpy as np
+
+from sdv_janus.engine.encoding import ColumnCodec
+from sdv_janus.engine.sampling import StateSampler
+from sdv_janus.engine.structure import coarsen_states, learn_structure
+from sdv_janus.engine.trees import TreeSettings, grow_tree
+
+LOGGER = logging.getLogger(__name__)
+
+
+class JanusModel:
+    """A DAG of Bayesian decision trees over encoded columns.
+
+    Parameters
+    ----------
+    max_parents : int, default=3
+        Bound on the number of parents of a column in the learned graph.
+    structure_prior : float, default=10.0
+        Equivalent sample size of the BDeu score used to learn the graph.
+    prior_strength : float, default=1.0
+        Equivalent sample size of each leaf's Dirichlet prior.
+    min_samples_leaf : int, default=10
+        Fewest training rows in a tree leaf.
+    max_depth : int, default=16
+        Deepest a tree leaf may sit.
+    n_bins : int, default=32
+        Target number of bins for numerical and datetime columns.
+    max_exact_values : int, default=64
+        Numerical columns with at most this many distinct values keep them exactly.
+    structure_groups : int, default=8
+        Ordered columns are coarsened to this many groups for structure learning only.
+    candidates_per_row : int, default=32
+        Importance-resampling pool per output row when sampling under conditions.
+    graph : networkx.DiGraph or None, default=None
+        A user-given DAG over column names; learned from the data when None.
+    """
+
+    def __init__(
+        self,
+        max_parents=3,
+        structure_prior=10.0,
+        prior_strength=1.0,
+        min_samples_leaf=10,
+        max_depth=16,
+        n_bins=32,
+        max_exact_values=64,
+        structure_groups=8,
+        candidates_per_row=32,
+        graph=None,
+    ):
+        self.max_parents = max_parents
+        self.structure_prior = structure_prior
+        self.tree_settings = TreeSettings(prior_strength, min_samples_leaf, max_depth)
+        self.n_bins = n_bins
+        self.max_exact_values = max_exact_values
+        self.structure_groups = structure_groups
+        self.candidates_per_row = candidates_per_row
+        self.user_graph = graph
+        self._rng = np.random.default_rng()
+
+    def set_random_state(self, seed):
+        """Reset the random generator (an int, a ``numpy.random.Generator`` or None)."""
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def columns(self):
+        """Names of the modelled columns, in input order."""
+        return [codec.spec.name for codec in self.codecs_]
+
+    def fit(self, columns, specs):
+        """Learn the model.
+
+        Parameters
+        ----------
+        columns : mapping of str to array-like
+            Raw values of every column (all of the same length).
+        specs : sequence of ColumnSpec
+            One spec per column to model.
+
+        Returns
+        -------
+        JanusModel
+            The fitted model.
+        """
+        started = time.perf_counter()
+        self.codecs_ = [
+            ColumnCodec(spec, self.n_bins, self.max_exact_values).fit(columns[spec.name])
+            for spec in specs
+        ]
+        states = self.encode(columns)
+        self.n_states_ = [codec.n_states for codec in self.codecs_]
+        self.ordered_ = [codec.encoder.ordered for codec in self.codecs_]
+        LOGGER.info('Encoded %d columns in %.2fs', len(specs), time.perf_counter() - started)
+
+        self.graph_ = self._structure(states)
+        LOGGER.info('Graph has %d edges', self.graph_.number_of_edges())
+        self.trees_ = [
+            grow_tree(
+                states,
+                column,
+                sorted(self.graph_.predecessors(column)),
+                self.n_states_,
+                self.ordered_,
+                self.tree_settings,
+            )
+            for column in range(len(self.codecs_))
+        ]
+        self.sampler_ = StateSampler(self.trees_, self.graph_, self.candidates_per_row)
+        LOGGER.info('Fitted in %.2fs', time.perf_counter() - started)
+        return self
+
+    def encode(self, columns):
+        """Encode raw columns into an int32 ``(n_rows, n_columns)`` state matrix."""
+        encoded = [codec.encode(columns[codec.spec.name]) for codec in self.codecs_]
+        if not encoded:
+            return np.empty((0, 0), dtype=np.int32)
+
+        return np.ascontiguousarray(np.column_stack(encoded), dtype=np.int32)
+
+    def _structure(self, states):
+        """The user's graph (checked) or one learned on coarsened states."""
+        if self.user_graph is not None:
+            return self._graph_from_names(self.user_graph)
+
+        coarse = np.empty_like(states)
+        coarse_sizes = []
+        for index, codec in enumerate(self.codecs_):
+            groups = self.structure_groups if codec.encoder.ordered else codec.n_states
+            coarse[:, index], size = coarsen_states(states[:, index], codec.encoder.counts_, groups)
+            coarse_sizes.append(size)
+
+        return learn_structure(coarse, coarse_sizes, self.max_parents, self.structure_prior)
+
+    def _graph_from_names(self, named_graph):
+        """Translate a DAG over column names into one over column indices."""
+        index = {name: position for position, name in enumerate(self.columns)}
+        unknown = sorted(set(named_graph.nodes) - set(index), key=str)
+        if unknown:
+            raise ValueError(f'The graph names columns that are not modelled: {unknown}.')
+
+        if not nx.is_directed_acyclic_graph(named_graph):
+            cycle = nx.find_cycle(named_graph)
+            raise ValueError(f'The graph must be acyclic; it has the cycle {cycle}.')
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(len(index)))
+        graph.add_edges_from((index[u], index[v]) for u, v in named_graph.edges)
+        return graph
+
+    def get_graph(self):
+        """The DAG as a networkx DiGraph over column names."""
+        return nx.relabel_nodes(self.graph_, dict(enumerate(self.columns)), copy=True)
+
+    def condition_states(self, conditions):
+        """Translate ``{column name: raw value}`` into ``{column index: state}``."""
+        index = {name: position for position, name in enumerate(self.columns)}
+        states = {}
+        for name, value in conditions.items():
+            codec = self.codecs_[index[name]]
+            state = int(codec.encode(np.array([value], dtype=object))[0])
+            if state < 0:
+                raise ValueError(
+                    f"The condition {name}={value!r} names a value never seen in column '{name}'."
+                )
+
+            states[index[name]] = state
+
+        return states
+
+    def sample(self, num_rows, conditions=None):
+        """Draw rows of raw values.
+
+        Parameters
+        ----------
+        num_rows : int
+            Number of rows.
+        conditions : mapping of str to value, optional
+            Values that every row must take; the other columns are drawn from the model's
+            posterior given them.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Raw values per column: categories, float64 numbers or datetime64[ns].
+        """
+        conditions = dict(conditions or {})
+        states = self.sampler_.sample(num_rows, self._rng, self.condition_states(conditions))
+        output = {}
+        for index, codec in enumerate(self.codecs_):
+            name = codec.spec.name
+            uniforms = self._rng.random(num_rows)
+            if name in conditions:
+                output[name] = np.full(num_rows, conditions[name], dtype=object)
+            else:
+                output[name] = codec.decode(states[:, index], uniforms)
+
+        return output

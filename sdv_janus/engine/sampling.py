@@ -1,0 +1,130 @@
+"""Forward (ancestral) sampling of encoded states, and conditioning on fixed values.
+
+Columns are drawn in topological order: every row is routed down the column's tree using the
+states already drawn for its parents, then a state is drawn from the leaf's posterior predictive
+distribution. Conditions fix the states of some columns; the columns upstream of a conditioned
+column are then drawn from the model's posterior given the condition by sampling-importance-
+resampling: a pool of candidate prefixes is drawn forward, each weighted by the likelihood of the
+conditioned states under its leaves, and the output rows are resampled from the pool in
+proportion to those weights.
+"""
+
+import logging
+
+import networkx as nx
+import numpy as np
+
+from sdv_janus.engine._kernels import draw_states
+
+LOGGER = logging.getLogger(__name__)
+
+_POOL_ROWS_PER_CHUNK = 1 << 20
+
+
+class StateSampler:
+    """Draws encoded rows from fitted trees.
+
+    Parameters
+    ----------
+    trees : sequence of BayesianTree
+        One tree per column, indexed by column.
+    graph : networkx.DiGraph
+        The DAG over column indices.
+    candidates_per_row : int, default=32
+        Size of the importance-resampling pool per output row when conditioning.
+    """
+
+    def __init__(self, trees, graph, candidates_per_row=32):
+        self.trees = list(trees)
+        self.graph = graph
+        self.order = list(nx.lexicographical_topological_sort(graph))
+        self.candidates_per_row = candidates_per_row
+        self._cumulative = [np.cumsum(tree.predictive(), axis=1) for tree in self.trees]
+        self._log_predictive = [np.log(tree.predictive()) for tree in self.trees]
+
+    def sample(self, n_rows, rng, fixed=None):
+        """Draw ``n_rows`` encoded rows.
+
+        Parameters
+        ----------
+        n_rows : int
+            Number of rows.
+        rng : numpy.random.Generator
+            Source of randomness.
+        fixed : dict of int to int, optional
+            Column index to the state every row must take.
+
+        Returns
+        -------
+        numpy.ndarray
+            int32 ``(n_rows, n_columns)`` states.
+        """
+        fixed = fixed or {}
+        upstream = self._upstream_of(fixed)
+        if not upstream:
+            return self._forward(np.empty((n_rows, len(self.trees)), np.int32), fixed, rng)
+
+        chunk = max(1, _POOL_ROWS_PER_CHUNK // self.candidates_per_row)
+        if n_rows > chunk:
+            parts = [self.sample(min(chunk, n_rows - start), rng, fixed)
+                     for start in range(0, n_rows, chunk)]
+            return np.concatenate(parts)
+
+        pool_size = n_rows * self.candidates_per_row
+        pool = np.empty((pool_size, len(self.trees)), dtype=np.int32)
+        pool = self._forward(pool, fixed, rng, columns=upstream | set(fixed))
+        log_weights = self._condition_log_likelihood(pool, fixed)
+        chosen = _resample(log_weights, n_rows, rng)
+        LOGGER.debug(
+            'Conditioned on %d columns: effective pool size %.0f of %d',
+            len(fixed), _effective_size(log_weights), pool_size,
+        )
+        return self._forward(pool[chosen], fixed, rng, skip=upstream | set(fixed))
+
+    def _upstream_of(self, fixed):
+        """Unconditioned ancestors of the conditioned columns."""
+        ancestors = set()
+        for column in fixed:
+            ancestors |= nx.ancestors(self.graph, column)
+
+        return ancestors - set(fixed)
+
+    def _forward(self, states, fixed, rng, columns=None, skip=()):
+        """Fill ``states`` column by column in topological order."""
+        n_rows = states.shape[0]
+        for column in self.order:
+            if column in skip or (columns is not None and column not in columns):
+                continue
+
+            if column in fixed:
+                states[:, column] = fixed[column]
+                continue
+
+            leaves = self.trees[column].leaves_of(states)
+            uniforms = rng.random(n_rows)
+            states[:, column] = draw_states(self._cumulative[column], leaves, uniforms)
+
+        return states
+
+    def _condition_log_likelihood(self, states, fixed):
+        """Log probability of the conditioned states under each row's leaves."""
+        log_weights = np.zeros(states.shape[0])
+        for column, state in fixed.items():
+            leaves = self.trees[column].leaves_of(states)
+            log_weights += self._log_predictive[column][leaves, state]
+
+        return log_weights
+
+
+def _resample(log_weights, n_draws, rng):
+    """Indices drawn with replacement in proportion to ``exp(log_weights)``."""
+    weights = np.exp(log_weights - log_weights.max())
+    cumulative = np.cumsum(weights)
+    chosen = np.searchsorted(cumulative, rng.random(n_draws) * cumulative[-1], side='right')
+    return np.minimum(chosen, len(cumulative) - 1)
+
+
+def _effective_size(log_weights):
+    """Kish's effective sample size of importance weights."""
+    weights = np.exp(log_weights - log_weights.max())
+    return weights.sum() ** 2 / np.sum(weights**2)
