@@ -1,0 +1,4 @@
+"""Benchmark harness for sdv-janus: datasets, synthesizers, scenarios, metrics and reports.
+
+Run ``python -m benchmark --help`` for the command line.
+"""
