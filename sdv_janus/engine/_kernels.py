@@ -87,3 +87,43 @@ def draw_states(cumulative, rows, uniforms):
         drawn[i] = low
 
     return drawn
+
+
+@numba.njit('f8[:](i4[:], i8, i8[:], f8[:])', cache=True, nogil=True)
+def stratified_uniforms(groups, n_groups, visit_order, jitter):
+    """Uniforms that are stratified within each group of rows.
+
+    The ``k`` rows of a group get one draw in each of ``[0, 1/k), [1/k, 2/k), ...``, assigned in
+    a random order. Each row's uniform is still exactly Uniform(0, 1), but the states drawn in
+    a group then follow the group's distribution to within one row, so a rare state with an
+    expected count near one is not lost to chance.
+
+    Parameters
+    ----------
+    groups : numpy.ndarray
+        int32 ``(n,)``: group of each row, in ``[0, n_groups)``.
+    n_groups : int
+        Number of groups.
+    visit_order : numpy.ndarray
+        int64 ``(n,)``: a random permutation of the rows, which sets who gets which stratum.
+    jitter : numpy.ndarray
+        float64 ``(n,)`` uniforms in ``[0, 1)``: the position inside each stratum.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n,)`` uniforms in ``[0, 1)``.
+    """
+    sizes = np.zeros(n_groups, dtype=np.int64)
+    for row in range(len(groups)):
+        sizes[groups[row]] += 1
+
+    taken = np.zeros(n_groups, dtype=np.int64)
+    uniforms = np.empty(len(groups), dtype=np.float64)
+    for position in range(len(visit_order)):
+        row = visit_order[position]
+        group = groups[row]
+        uniforms[row] = (taken[group] + jitter[row]) / sizes[group]
+        taken[group] += 1
+
+    return uniforms

@@ -41,16 +41,19 @@ linear program (``scipy.optimize.linprog``, HiGHS): it is dropped when the other
 imply it. The test works on the closure of the strict rows, which keeps it exact for the set
 of solutions (a strict row is dropped only when the others imply it strictly).
 
-Integer columns. Fourier-Motzkin is exact over the reals only. For columns listed in
-``integer_columns`` back-filling does two things: a row on a single integer column is
-tightened to the integer points (``x > 3`` becomes ``x >= 4``, ``2 x >= 7`` becomes
-``x >= 4``), both in the given rules and in every derived one; and the bounds returned for an
-integer column are rounded inward. This is exact for bounds on one column and for rules whose
-integer columns all have coefficient +1 or -1 against one another (differences such as
-``a <= b``, ``a + 1 <= b``, chains of them). Beyond that the guarantee is for the real
-relaxation: a prefix that admits a real completion may admit no integer one (``x = 2 y`` with
-``x = 1`` drawn), so ``linear_bounds`` can return ``low > high`` for an integer column, and a
-set of rules that has real solutions but no integer solution is not reported as infeasible.
+Integer columns. Fourier-Motzkin is exact over the reals only. For the columns listed in
+``integer_columns`` back-filling does two things. A row that sums integer columns with
+coefficients +1 and -1 only takes integer values on the left, so its constant is rounded
+(``x > 3`` becomes ``x >= 4``, ``2 x >= 7`` becomes ``x >= 4``, ``a < b`` becomes
+``b - a >= 1``), in the given rules and in every derived one. And the bounds that
+:meth:`BackfillPlan.linear_bounds` returns for an integer column are rounded inward. This is
+exact for bounds on single integer columns and for differences ``x_i - x_j + c >= 0`` (or
+``> 0``) between integer columns, chains of them included: every interval then has integer
+ends. Beyond that (other coefficients, rules that mix integer and real columns) the guarantee
+holds for the real relaxation only: a prefix that admits a real completion may admit no integer
+one (``x = 2 y`` after drawing ``x = 1``), so ``linear_bounds`` can return ``low > high`` for an
+integer column, and rules that have real solutions but no integer solution are not always
+reported as infeasible.
 
 Missing values. A rule is ignored, for the rows concerned, when one of the earlier columns it
 mentions is NaN there (a missing value breaks no rule). The completion guarantee is stated for
@@ -178,14 +181,16 @@ class InfeasibleConstraintsError(ValueError):
 def _conflict_message(conflicting: frozenset[str], ranges: frozenset[str], detail: str) -> str:
     """Render the message of an :class:`InfeasibleConstraintsError`."""
     columns = ", ".join(repr(column) for column in sorted(ranges))
-    if conflicting:
-        message = "The constraints {} cannot all hold".format(
-            ", ".join(repr(name) for name in sorted(conflicting))
-        )
-        if ranges:
-            message += f" for values inside the training range of {columns}"
-    else:
+    quoted = ", ".join(repr(name) for name in sorted(conflicting))
+    if not conflicting:
         message = f"The training range of {columns} admits no value"
+    elif len(conflicting) == 1:
+        message = f"The constraint {quoted} cannot hold"
+    else:
+        message = f"The constraints {quoted} cannot all hold"
+
+    if conflicting and ranges:
+        message += f" for values inside the training range of {columns}"
 
     if detail:
         message += f" ({detail})"
@@ -539,32 +544,41 @@ def _normalise(rows: _Rows) -> _Rows:
 
 
 def _tighten_integers(rows: _Rows, integer: np.ndarray) -> _Rows:
-    """Round single-column rows on integer columns to integer bounds, never strict.
+    """Round the rows that sum integer columns with coefficients +1 and -1 only.
 
-    ``integer`` is a bool array of shape ``(n,)`` marking the integer columns. Rows are
-    normalised, so a row on one column has coefficient +1 (a lower bound ``x >= -const``) or
-    -1 (an upper bound ``x <= const``).
+    Such a row reads ``s + const >= 0`` (``> 0`` if strict) where ``s`` takes integer values
+    only, so it holds exactly when ``s >= ceil(-const)`` (``s >= floor(-const) + 1`` if strict):
+    a row that is tighter over the reals, never strict and has an integer constant.
+
+    Parameters
+    ----------
+    rows : _Rows
+        A normalised system with ``n`` columns.
+    integer : numpy.ndarray
+        bool array of shape ``(n,)`` marking the integer columns.
     """
     nonzero = rows.coef != 0
-    single = nonzero.sum(axis=1) == 1
-    target = single & (nonzero & integer[None, :]).any(axis=1)
+    unit = np.abs(np.abs(rows.coef) - 1.0) <= ZERO_TOLERANCE
+    target = nonzero.any(axis=1) & ~(nonzero & ~(unit & integer[None, :])).any(axis=1)
     if not target.any():
         return rows
 
-    sign = rows.coef[target].sum(axis=1)
-    bound = -sign * rows.const[target]
-    strict = rows.strict[target]
-    tol = RELATIVE_TOLERANCE * np.maximum(1.0, np.abs(bound))
-    lower = np.where(strict, np.floor(bound + tol) + 1.0, np.ceil(bound - tol))
-    upper = np.where(strict, np.ceil(bound - tol) - 1.0, np.floor(bound + tol))
+    threshold = -rows.const[target]
+    magnitude = np.maximum(1.0, np.maximum(np.abs(threshold), rows.scale[target]))
+    tol = RELATIVE_TOLERANCE * magnitude
+    rounded = np.where(
+        rows.strict[target], np.floor(threshold + tol) + 1.0, np.ceil(threshold - tol)
+    )
+    coef = rows.coef.copy()
+    coef[target] = np.sign(coef[target])
     const = rows.const.copy()
-    const[target] = np.where(sign > 0, -lower, upper)
-    new_strict = rows.strict.copy()
-    new_strict[target] = False
+    const[target] = -rounded
+    strict = rows.strict.copy()
+    strict[target] = False
     return _Rows(
-        rows.coef,
+        coef,
         const,
-        new_strict,
+        strict,
         np.maximum(rows.scale, np.abs(const)),
         rows.names,
         rows.ranges,
@@ -694,7 +708,7 @@ def _to_rules(rows: _Rows, columns: tuple[str, ...]) -> list[LinearRule]:
         rules.append(
             LinearRule(
                 coefficients={columns[j]: float(rows.coef[i, j]) for j in nonzero},
-                constant=float(rows.const[i]),
+                constant=float(rows.const[i]) + 0.0,
                 strict=bool(rows.strict[i]),
                 names=rows.names[i],
             )

@@ -11,11 +11,14 @@ import networkx as nx
 import numpy as np
 
 from sdv_janus.engine.encoding import ColumnCodec
-from sdv_janus.engine.sampling import StateSampler
+from sdv_janus.engine.sampling import StateSampler, stratified_draws
 from sdv_janus.engine.structure import coarsen_states, learn_structure
 from sdv_janus.engine.trees import TreeSettings, grow_tree
 
 LOGGER = logging.getLogger(__name__)
+
+# Columns with more states are drawn from their marginal, outside the graph.
+_MAX_STATES_IN_GRAPH = 1000
 
 
 class JanusModel:
@@ -139,7 +142,20 @@ class JanusModel:
             coarse[:, index], size = coarsen_states(states[:, index], codec.encoder.counts_, groups)
             coarse_sizes.append(size)
 
-        return learn_structure(coarse, coarse_sizes, self.max_parents, self.structure_prior)
+        isolated = [
+            index
+            for index, size in enumerate(self.n_states_)
+            if size > _MAX_STATES_IN_GRAPH or size > len(states) // 2
+        ]
+        if isolated:
+            LOGGER.info(
+                'Columns drawn from their marginal (too many states for the graph): %s',
+                [self.columns[index] for index in isolated],
+            )
+
+        return learn_structure(
+            coarse, coarse_sizes, self.max_parents, self.structure_prior, isolated=isolated
+        )
 
     def _graph_from_names(self, named_graph):
         """Translate a DAG over column names into one over column indices."""
@@ -198,7 +214,7 @@ class JanusModel:
         output = {}
         for index, codec in enumerate(self.codecs_):
             name = codec.spec.name
-            uniforms = self._rng.random(num_rows)
+            uniforms = stratified_draws(states[:, index], codec.n_states, self._rng)
             if name in conditions:
                 output[name] = np.full(num_rows, conditions[name], dtype=object)
             else:

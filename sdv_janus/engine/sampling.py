@@ -14,7 +14,7 @@ import logging
 import networkx as nx
 import numpy as np
 
-from sdv_janus.engine._kernels import draw_states
+from sdv_janus.engine._kernels import draw_states, stratified_uniforms
 
 LOGGER = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class StateSampler:
                 continue
 
             leaves = self.trees[column].leaves_of(states)
-            uniforms = rng.random(n_rows)
+            uniforms = stratified_draws(leaves, self.trees[column].n_leaves, rng)
             states[:, column] = draw_states(self._cumulative[column], leaves, uniforms)
 
         return states
@@ -114,6 +114,13 @@ class StateSampler:
             log_weights += self._log_predictive[column][leaves, state]
 
         return log_weights
+
+
+def stratified_draws(groups, n_groups, rng):
+    """Uniforms stratified within each group of rows (see ``stratified_uniforms``)."""
+    visit_order = rng.permutation(len(groups)).astype(np.int64)
+    jitter = rng.random(len(groups))
+    return stratified_uniforms(groups.astype(np.int32), n_groups, visit_order, jitter)
 
 
 def _resample(log_weights, n_draws, rng):

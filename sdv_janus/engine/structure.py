@@ -69,7 +69,7 @@ class _LocalScores:
         )
 
 
-def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None):
+def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None, isolated=()):
     """Greedy hill climbing over edge additions, keeping the graph acyclic.
 
     Parameters
@@ -83,8 +83,10 @@ def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None)
     ess : float, default=10.0
         BDeu equivalent sample size.
     max_configs : int or None
-        Largest number of joint parent configurations allowed for one column; by default the
-        number of rows.
+        Largest number of joint parent configurations allowed for one column; by default a
+        tenth of the number of rows, so that a configuration holds ten rows on average.
+    isolated : collection of int, default=()
+        Columns kept out of the search: they get no parents and no children.
 
     Returns
     -------
@@ -92,7 +94,7 @@ def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None)
         Nodes are column indices ``0..n_columns-1``.
     """
     n_rows, n_columns = states.shape
-    max_configs = max_configs or max(n_rows, 2)
+    max_configs = max_configs or max(n_rows // 10, 2)
     score = _LocalScores(states, n_states, ess)
     graph = nx.DiGraph()
     graph.add_nodes_from(range(n_columns))
@@ -101,6 +103,10 @@ def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None)
     gains = np.full((n_columns, n_columns), -np.inf)
     for child in range(n_columns):
         gains[:, child] = _addition_gains(graph, score, child, n_states, max_parents, max_configs)
+
+    isolated = list(isolated)
+    gains[isolated, :] = -np.inf
+    gains[:, isolated] = -np.inf
 
     while True:
         parent, child = np.unravel_index(np.argmax(gains), gains.shape)
@@ -114,6 +120,7 @@ def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None)
         graph.add_edge(int(parent), int(child))
         LOGGER.debug('Added edge %d -> %d (gain %.2f)', parent, child, gains[parent, child])
         gains[:, child] = _addition_gains(graph, score, child, n_states, max_parents, max_configs)
+        gains[isolated, child] = -np.inf
 
     return graph
 
