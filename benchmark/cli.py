@@ -35,14 +35,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
 
 
-def _add_budget(parser: argparse.ArgumentParser, timeout: float) -> None:
+def _add_budget(parser: argparse.ArgumentParser, timeout: float, eval_rows: int = 5000) -> None:
     parser.add_argument("--rows", type=int, help="cap on training rows (default: all)")
     parser.add_argument("--epochs", type=int, help="epochs of CTGAN/TVAE (default: theirs)")
     parser.add_argument(
         "--timeout", type=float, default=timeout, help=f"seconds per job (default {timeout:g})"
     )
     parser.add_argument(
-        "--eval-rows", type=int, default=5000, help="rows per side for detection (default 5000)"
+        "--eval-rows",
+        type=int,
+        default=eval_rows,
+        help=f"rows per side for detection and quality, 0 = all (default {eval_rows})",
     )
     parser.add_argument(
         "--new-row-sample",
@@ -62,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     main.add_argument("--seed", type=int, default=0)
     main.add_argument("--synthesizers", nargs="+", default=["JANUS", "GaussianCopula"])
     main.add_argument("--output", default=f"{DEFAULT_OUTPUT}/main")
-    _add_budget(main, timeout=7200.0)
+    _add_budget(main, timeout=7200.0, eval_rows=0)
     _add_common(main)
 
     run = commands.add_parser("run", help="run a benchmark (resumes cached jobs)")

@@ -88,8 +88,19 @@ def spec_columns(spec: dict) -> list[str]:
     raise ValueError(f"Unknown constraint kind {kind!r} in {spec!r}.")
 
 
-def _as_numbers(series: pd.Series) -> pd.Series:
-    """Return datetimes as float nanoseconds and anything else as float."""
+def as_numbers(series: pd.Series) -> pd.Series:
+    """Return a column as floats (datetimes as nanoseconds since the epoch).
+
+    Parameters
+    ----------
+    series : pandas.Series
+        Any column; values that are not numbers become NaN.
+
+    Returns
+    -------
+    pandas.Series of float
+        Same index.
+    """
     if pd.api.types.is_datetime64_any_dtype(series):
         return series.astype("int64").where(series.notna()).astype(float)
     return pd.to_numeric(series, errors="coerce").astype(float)
@@ -114,7 +125,7 @@ def _test_holds(data: pd.DataFrame, test: dict) -> pd.Series:
         inside = column.isin(list(test["value"]))
         return inside if op == "in" else ~inside & column.notna()
     if op == "between":
-        numbers = _as_numbers(column)
+        numbers = as_numbers(column)
         low = _scalar_like(test.get("low"), column)
         high = _scalar_like(test.get("high"), column)
         ok = numbers.notna()
@@ -123,15 +134,15 @@ def _test_holds(data: pd.DataFrame, test: dict) -> pd.Series:
         return ok
     compare = _OPS[op]
     if "other" in test:
-        result = compare(_as_numbers(column), _as_numbers(data[test["other"]]))
+        result = compare(as_numbers(column), as_numbers(data[test["other"]]))
         return result & column.notna() & data[test["other"]].notna()
     if op in ("==", "!=") and not pd.api.types.is_numeric_dtype(column):
         return compare(column.astype(object), test["value"]) & column.notna()
-    return compare(_as_numbers(column), _scalar_like(test["value"], column)) & column.notna()
+    return compare(as_numbers(column), _scalar_like(test["value"], column)) & column.notna()
 
 
 def _inequality_valid(low: pd.Series, high: pd.Series, strict: bool) -> pd.Series:
-    a, b = _as_numbers(low), _as_numbers(high)
+    a, b = as_numbers(low), as_numbers(high)
     holds = b > a if strict else b >= a
     return holds | a.isna() | b.isna()
 
@@ -140,7 +151,7 @@ def _linear_valid(data: pd.DataFrame, spec: dict) -> pd.Series:
     total = pd.Series(float(spec.get("constant", 0.0)), index=data.index)
     missing = pd.Series(False, index=data.index)
     for column, coefficient in spec["coefficients"].items():
-        values = _as_numbers(data[column])
+        values = as_numbers(data[column])
         missing |= values.isna()
         total = total + float(coefficient) * values.fillna(0.0)
     tolerance = float(spec.get("tolerance", 1e-9)) * max(1.0, float(total.abs().max() or 0.0))
@@ -150,7 +161,7 @@ def _linear_valid(data: pd.DataFrame, spec: dict) -> pd.Series:
 
 def _bounds_valid(data: pd.DataFrame, spec: dict) -> pd.Series:
     column = data[spec["column"]]
-    values = _as_numbers(column)
+    values = as_numbers(column)
     strict = bool(spec.get("strict"))
     ok = pd.Series(True, index=data.index)
     low = _scalar_like(spec.get("low"), column)
@@ -215,7 +226,7 @@ def is_valid(data: pd.DataFrame, spec: dict) -> pd.Series:
     if kind == "fixed_combinations":
         return _fixed_combinations_valid(data, spec)
     if kind == "fixed_increments":
-        values = _as_numbers(data[spec["column"]])
+        values = as_numbers(data[spec["column"]])
         ratio = values / float(spec["increment"])
         return np.isclose(ratio, np.round(ratio)) | values.isna()
     if kind == "one_hot":

@@ -540,7 +540,7 @@ def build_metadata(data: pd.DataFrame, spec: DatasetSpec):
     for column, fmt in spec.datetime_formats.items():
         metadata.update_column(column, table_name=name, sdtype="datetime", datetime_format=fmt)
 
-    if spec.primary_key:
+    if spec.primary_key and table.primary_key != spec.primary_key:
         metadata.update_column(spec.primary_key, table_name=name, sdtype="id")
         metadata.set_primary_key(spec.primary_key, table_name=name)
 

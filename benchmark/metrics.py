@@ -30,7 +30,7 @@ def _modeled_columns(metadata, table_name: str) -> list[str]:
     return [c for c, info in columns.items() if info["sdtype"] != "id" and not info.get("pii")]
 
 
-def subsample(data: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+def subsample(data: pd.DataFrame, rows: int | None, seed: int) -> pd.DataFrame:
     """Return at most ``rows`` rows of ``data``, drawn without replacement with ``seed``.
 
     Parameters
@@ -38,7 +38,7 @@ def subsample(data: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     data : pandas.DataFrame
         Rows.
     rows : int
-        Cap.
+        Cap; 0 or None keeps every row.
     seed : int
         Seed.
 
@@ -47,7 +47,7 @@ def subsample(data: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     pandas.DataFrame
         ``data`` itself if it is small enough, else a sample with a fresh index.
     """
-    if len(data) <= rows:
+    if not rows or len(data) <= rows:
         return data.reset_index(drop=True)
     return data.sample(n=rows, random_state=seed).reset_index(drop=True)
 
