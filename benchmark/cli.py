@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics", nargs="+", default=list(jobs.FULL_METRICS))
     run.add_argument("--output", default=DEFAULT_OUTPUT)
     run.add_argument("--force", action="store_true", help="rerun cached jobs")
+    run.add_argument("--workers", type=int, default=1, help="jobs at once (default 1)")
     run.add_argument("--no-report", action="store_true", help="skip writing the reports")
     _add_budget(run, timeout=3600.0)
     _add_common(run)
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue the run saved in --output")
     resume.add_argument("--output", default=DEFAULT_OUTPUT)
     resume.add_argument("--no-report", action="store_true")
+    resume.add_argument("--workers", type=int, default=1, help="jobs at once (default 1)")
     _add_common(resume)
 
     report = commands.add_parser("report", help="write CSV, Markdown and plots")
@@ -224,13 +226,13 @@ def command_run(args) -> int:
         output_dir=args.output,
         settings=settings,
     )
-    return _run_and_report(config, args.force, args.no_report)
+    return _run_and_report(config, args.force, args.no_report, args.workers)
 
 
-def _run_and_report(config: RunConfig, force: bool, no_report: bool) -> int:
+def _run_and_report(config: RunConfig, force: bool, no_report: bool, workers: int) -> int:
     from benchmark import report
 
-    results = runner.run(config, force=force)
+    results = runner.run(config, force=force, workers=workers)
     if not no_report:
         for path in report.write_reports(config.output_dir):
             LOGGER.info("Wrote %s", path)
@@ -243,7 +245,7 @@ def command_resume(args) -> int:
     """Continue a saved run."""
     config = RunConfig.load(args.output)
     config.output_dir = args.output
-    return _run_and_report(config, False, args.no_report)
+    return _run_and_report(config, False, args.no_report, args.workers)
 
 
 def command_report(args) -> int:

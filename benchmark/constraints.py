@@ -441,7 +441,18 @@ class RejectConstraint(_programmable_base()):
         return data
 
     def get_updated_metadata(self, metadata):
-        """Return the metadata unchanged."""
+        """Return the metadata unchanged, or refuse if an earlier constraint took a column.
+
+        Refusing (``ConstraintNotMetError``) makes SDV enforce this constraint on the final
+        rows, after every column-rewriting constraint has been reversed.
+        """
+        from sdv.cag._errors import ConstraintNotMetError
+
+        table_name = self.table_name or next(iter(metadata.tables))
+        present = metadata.tables[table_name].columns
+        missing = [c for c in spec_columns(self.spec) if c not in present]
+        if missing:
+            raise ConstraintNotMetError(f"Columns {missing} are rewritten by other constraints.")
         return metadata
 
     def reverse_transform(self, transformed_data):

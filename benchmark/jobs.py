@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import random
 import resource
 import time
@@ -373,6 +372,76 @@ def _prepare_data(dataset, budget: Budget, seed: int):
     return datasets.split(dataset.data, seed, budget.holdout, budget.rows)
 
 
+class _Prepared(NamedTuple):
+    """A job's data and rules, ready to fit."""
+
+    dataset: datasets.Dataset
+    train: pd.DataFrame
+    reference: pd.DataFrame
+    specs: list
+    conditions: list
+
+
+def _prepare(job: Job, settings: JobSettings, send: Callable[[dict], None]) -> _Prepared:
+    """Load the dataset, split it for the seed and read the scenario."""
+    dataset = datasets.load_dataset(job.dataset, settings.data_dir)
+    scenario = load_scenario(settings.scenario_file, job.scenario)
+    train, reference = _prepare_data(dataset, settings.budget, job.seed)
+    specs = cons.fit_specs(train, scenario["constraints"])
+    conditions = list(scenario.get("conditions", []))
+    if conditions:
+        reference = reference[cons.all_valid(reference, conditions)]
+    send(
+        {
+            "train_rows": len(train),
+            "columns": train.shape[1],
+            "n_constraints": len(specs) + len(conditions),
+            "feasible": bool(scenario.get("feasible", True)),
+        }
+    )
+    return _Prepared(dataset, train, reference, specs, conditions)
+
+
+def _fit_and_sample(job: Job, prep: _Prepared, budget: Budget, send) -> pd.DataFrame:
+    """Build, constrain, fit and sample; send times, rows, memory and model size."""
+    send({"phase": "build"})
+    name = prep.dataset.name
+    synth = synthesizers.get(job.synthesizer).build(prep.dataset.metadata, budget)
+    send({"constraint_mode": _attach_constraints(synth, prep.specs, prep.dataset, job.synthesizer)})
+
+    send({"phase": "fit"})
+    method, rss_before = reset_peak_memory()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        synth.fit({name: prep.train})
+    send({"fit_seconds": time.perf_counter() - start, "phase": "sample"})
+
+    # Time a failed sampling too: baselines may spend long rejecting before they give up.
+    wanted = len(prep.train)
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            synthetic, mode = sample_rows(synth, name, prep.train, wanted, prep.conditions)
+    finally:
+        send({"sample_seconds": time.perf_counter() - start, "rows_requested": wanted})
+
+    peak = peak_memory_mb(method)
+    send(
+        {
+            "rows_returned": len(synthetic),
+            "condition_mode": mode,
+            "peak_rss_mb": peak,
+            "peak_memory_mb": peak - rss_before if method == "rss_hwm" else peak,
+            "memory_method": method,
+            "phase": "model size",
+        }
+    )
+    send({"model_size_mb": _model_size_mb(synth)})
+    return synthetic
+
+
 def execute_job(job: Job, settings: JobSettings, send: Callable[[dict], None]) -> None:
     """Run one job and report through ``send``; exceptions propagate to the caller.
 
@@ -387,66 +456,21 @@ def execute_job(job: Job, settings: JobSettings, send: Callable[[dict], None]) -
     """
     import torch
 
-    budget = settings.budget
-    flushed = bool(torch.set_flush_denormal(True))
-    send({"phase": "load", "flush_denormal": flushed})
+    # Denormal floats make CPU training erratic and up to 10x slower (SDV2-NOTES section 4).
+    send({"phase": "load", "flush_denormal": bool(torch.set_flush_denormal(True))})
     _seed_everything(job.seed)
+    prep = _prepare(job, settings, send)
+    synthetic = _fit_and_sample(job, prep, settings.budget, send)
 
-    dataset = datasets.load_dataset(job.dataset, settings.data_dir)
-    scenario = load_scenario(settings.scenario_file, job.scenario)
-    train, reference = _prepare_data(dataset, budget, job.seed)
-    specs = cons.fit_specs(train, scenario["constraints"])
-    conditions = list(scenario.get("conditions", []))
-    feasible = bool(scenario.get("feasible", True))
-    send(
-        {
-            "train_rows": len(train),
-            "columns": train.shape[1],
-            "n_constraints": len(specs) + len(conditions),
-            "feasible": feasible,
-        }
-    )
-
-    send({"phase": "build"})
-    synth = synthesizers.get(job.synthesizer).build(dataset.metadata, budget)
-    send({"constraint_mode": _attach_constraints(synth, specs, dataset, job.synthesizer)})
-
-    send({"phase": "fit"})
-    method, rss_before = reset_peak_memory()
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        synth.fit({dataset.name: train})
-    send({"fit_seconds": time.perf_counter() - start, "phase": "sample"})
-
-    wanted = len(train)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        synthetic, condition_mode = sample_rows(synth, dataset.name, train, wanted, conditions)
-    peak = peak_memory_mb(method)
-    send(
-        {
-            "sample_seconds": time.perf_counter() - start,
-            "rows_requested": wanted,
-            "rows_returned": len(synthetic),
-            "condition_mode": condition_mode,
-            "peak_rss_mb": peak,
-            "peak_memory_mb": peak - rss_before if method == "rss_hwm" else peak,
-            "memory_method": method,
-            "phase": "model size",
-        }
-    )
-    send({"model_size_mb": _model_size_mb(synth), "phase": "metrics"})
-    if conditions:
-        reference = reference[cons.all_valid(reference, conditions)]
+    send({"phase": "metrics"})
+    budget = settings.budget
     ev = _Eval(
-        dataset,
-        train,
+        prep.dataset,
+        prep.train,
         synthetic,
-        metrics.subsample(reference, budget.eval_rows, job.seed),
+        metrics.subsample(prep.reference, budget.eval_rows, job.seed),
         metrics.subsample(synthetic, budget.eval_rows, job.seed),
-        specs + conditions,
+        prep.specs + prep.conditions,
         budget,
         job.seed,
     )
@@ -568,6 +592,36 @@ def _new_row_fields(ev: _Eval) -> dict:
     return {"new_row_synthesis": score, "exact_copies": copies}
 
 
+def describe_error(error: BaseException) -> dict:
+    """Return the error text, the type of its root cause and the traceback.
+
+    SDV re-raises sampling errors as ``Sampling terminated`` with the real error as
+    ``__cause__``; the root cause is what the results table should show.
+
+    Parameters
+    ----------
+    error : BaseException
+        The exception caught.
+
+    Returns
+    -------
+    dict
+        ``error``, ``error_type`` and ``details_traceback`` fields.
+    """
+    chain = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    root = chain[-1]
+    text = f"{type(root).__name__}: {root}"
+    if root is not error:
+        text += f" (raised as {type(error).__name__})"
+    return {
+        "error": text,
+        "error_type": type(root).__name__,
+        "details_traceback": "".join(traceback.format_exception(error, limit=20)),
+    }
+
+
 def child_main(job: Job, settings: JobSettings, conn) -> None:
     """Entry point of a job process: run the job and send every update through ``conn``.
 
@@ -584,18 +638,10 @@ def child_main(job: Job, settings: JobSettings, conn) -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("benchmark").setLevel(settings.log_level)
-    os.environ.setdefault("TQDM_DISABLE", "1")
     warnings.filterwarnings("ignore", message=".*save_to_json.*")
     try:
         execute_job(job, settings, conn.send)
     except BaseException as error:  # report every failure, then exit
-        conn.send(
-            {
-                "status": "error",
-                "error": f"{type(error).__name__}: {error}",
-                "error_type": type(error).__name__,
-                "details_traceback": traceback.format_exc(limit=20),
-            }
-        )
+        conn.send({"status": "error", **describe_error(error)})
     finally:
         conn.close()

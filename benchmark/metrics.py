@@ -74,9 +74,45 @@ def sdmetrics_detection(name: str, real, synthetic, metadata, table_name: str) -
     from sdmetrics import single_table
 
     metric = getattr(single_table, name)
+    synthetic, _ = align_categories(real, synthetic, metadata, table_name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(metric.compute(real, synthetic, _table_dict(metadata, table_name)))
+
+
+def align_categories(real: pd.DataFrame, synthetic: pd.DataFrame, metadata, table_name: str):
+    """Replace synthetic categories absent from ``real`` by the most frequent real category.
+
+    SDMetrics' detection metrics fit their encoder on the real rows only and fail on a
+    category they have not seen; a held-out sample can miss a rare category that the
+    training rows (and so the synthesizer) had. The replaced cells are counted.
+
+    Parameters
+    ----------
+    real, synthetic : pandas.DataFrame
+        Rows to compare.
+    metadata : sdv.metadata.Metadata
+        Metadata of the table.
+    table_name : str
+        The table.
+
+    Returns
+    -------
+    (pandas.DataFrame, int)
+        The synthetic rows (a copy if anything changed) and the number of cells replaced.
+    """
+    changed = 0
+    out = synthetic
+    for column in discrete_columns(metadata, table_name):
+        known = real[column]
+        unseen = ~synthetic[column].isin(known.dropna().unique()) & synthetic[column].notna()
+        if known.notna().any() and unseen.any():
+            if out is synthetic:
+                out = synthetic.copy()
+            out.loc[unseen, column] = known.mode(dropna=True).iloc[0]
+            changed += int(unseen.sum())
+
+    return out, changed
 
 
 def _encode_for_trees(real: pd.DataFrame, synthetic: pd.DataFrame, metadata, table_name: str):

@@ -8,6 +8,8 @@ synthesizer, scenario, seed), so a run that stops can resume where it stopped.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import importlib.metadata
@@ -177,7 +179,8 @@ def run_job(job: Job, settings: JobSettings) -> JobResult:
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=jobs.child_main, args=(job, settings, sender), daemon=True)
     start = time.perf_counter()
-    process.start()
+    with _child_environment():
+        process.start()
     sender.close()
     updates = {"status": "running"}
     deadline = start + settings.budget.timeout
@@ -200,6 +203,20 @@ def run_job(job: Job, settings: JobSettings) -> JobResult:
     result = _finish_record(job, updates, time.perf_counter() - start)
     _log_result(result)
     return result
+
+
+@contextlib.contextmanager
+def _child_environment():
+    """Set environment variables inherited by a job process (tqdm bars off), then restore."""
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = saved
 
 
 def _timeout_fields(limit: float, phase: str) -> dict:
@@ -306,8 +323,10 @@ def write_environment(config: RunConfig, started: str, finished: str | None) -> 
     return path
 
 
-def run(config: RunConfig, force: bool = False, progress: bool = True) -> list[JobResult]:
-    """Run every job of ``config`` that is not cached yet, one at a time.
+def run(
+    config: RunConfig, force: bool = False, progress: bool = True, workers: int = 1
+) -> list[JobResult]:
+    """Run every job of ``config`` that is not cached yet.
 
     Parameters
     ----------
@@ -317,11 +336,14 @@ def run(config: RunConfig, force: bool = False, progress: bool = True) -> list[J
         Rerun cached jobs too.
     progress : bool, default True
         Show a tqdm progress bar (jobs done, time left).
+    workers : int, default 1
+        Jobs run at the same time, each in its own process. Timings are only comparable
+        between jobs run with the same number of workers on the same machine.
 
     Returns
     -------
     list of JobResult
-        Results of all planned jobs, cached ones included.
+        Results of all planned jobs, cached ones included, in plan order.
     """
     from tqdm.auto import tqdm
 
@@ -329,21 +351,24 @@ def run(config: RunConfig, force: bool = False, progress: bool = True) -> list[J
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_environment(config, started, None)
     planned = plan_jobs(config)
-    results = []
-    with tqdm(total=len(planned), unit="job", disable=not progress) as bar:
-        for job in planned:
-            cached = None if force else read_cached(config.output_dir, job)
-            if cached is None:
-                bar.set_postfix_str(job.key)
-                cached = run_job(job, config.settings)
-                write_cached(config.output_dir, cached)
-            results.append(cached)
-            bar.update(1)
+    done = {} if force else {job: read_cached(config.output_dir, job) for job in planned}
+    done = {job: result for job, result in done.items() if result is not None}
+    todo = [job for job in planned if job not in done]
+    LOGGER.info("%d jobs planned, %d cached, %d to run", len(planned), len(done), len(todo))
+    with tqdm(total=len(planned), initial=len(done), unit="job", disable=not progress) as bar:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {pool.submit(run_job, job, config.settings): job for job in todo}
+            for future in concurrent.futures.as_completed(futures):
+                result = future.result()
+                write_cached(config.output_dir, result)
+                done[futures[future]] = result
+                bar.set_postfix_str(futures[future].key)
+                bar.update(1)
 
     finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_environment(config, started, finished)
-    LOGGER.info("Run finished: %d jobs in %s", len(results), config.output_dir)
-    return results
+    LOGGER.info("Run finished: %d jobs in %s", len(planned), config.output_dir)
+    return [done[job] for job in planned]
 
 
 def collect(output_dir: str | os.PathLike) -> list[JobResult]:
