@@ -575,8 +575,43 @@ def load_dataset(
         data = data.sample(n=rows, random_state=0).sort_index().reset_index(drop=True)
 
     metadata = build_metadata(data, spec)
+    data = parse_datetimes(data, metadata, name)
     LOGGER.info("Loaded %s from %s: %d rows x %d columns", name, path, *data.shape)
     return Dataset(name, data, metadata, spec, path)
+
+
+def parse_datetimes(data: pd.DataFrame, metadata, table_name: str) -> pd.DataFrame:
+    """Parse text columns that the metadata calls datetimes, with their detected format.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The table as read.
+    metadata : sdv.metadata.Metadata
+        Its metadata.
+    table_name : str
+        The table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``datetime64`` columns where the metadata says datetime (the input if
+        nothing needed parsing).
+    """
+    columns = metadata.tables[table_name].columns
+    todo = [
+        c
+        for c, info in columns.items()
+        if info["sdtype"] == "datetime" and not pd.api.types.is_datetime64_any_dtype(data[c])
+    ]
+    if not todo:
+        return data
+    data = data.copy()
+    for column in todo:
+        fmt = columns[column].get("datetime_format")
+        data[column] = pd.to_datetime(data[column], format=fmt, errors="coerce")
+
+    return data
 
 
 def discrete_columns(metadata, table_name: str) -> list[str]:
