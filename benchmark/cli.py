@@ -319,3 +319,6 @@ def main(argv: list[str] | None = None) -> int:
     except datasets.DataNotFoundError as error:
         LOGGER.error("%s", error)
         return 2
+    except KeyboardInterrupt:
+        LOGGER.error("Interrupted. Finished jobs are cached: `python -m benchmark resume`.")
+        return 130

@@ -124,6 +124,7 @@ class JobResult:
     all_valid: bool | None = None
     natural_valid_share: float | None = None
     feasible: bool | None = None
+    infeasible_outcome: str = ""
     infeasible_detected: bool | None = None
     flush_denormal: bool | None = None
     details: str = ""
@@ -535,9 +536,13 @@ def _score(ev: _Eval, wanted: tuple, send: Callable[[dict], None]) -> None:
         "new_rows": _new_row_fields,
         "svc_detection": _detection("svc_detection"),
     }
+    needs_reference = {"quality", "logistic_detection", "tree_detection", "svc_detection"}
     errors = {}
     for metric, compute in steps.items():
-        if metric not in wanted or not len(ev.synthetic) or not len(ev.real_eval):
+        if metric not in wanted or not len(ev.synthetic):
+            continue
+        if metric in needs_reference and not len(ev.real_eval):
+            errors[metric] = "no held-out real row meets the scenario's conditions"
             continue
         send({"phase": f"metric {metric}"})
         try:
@@ -622,6 +627,26 @@ def describe_error(error: BaseException) -> dict:
     }
 
 
+def _silence_progress_bars() -> None:
+    """Turn off tqdm bars inside this job process (SDV draws one per conditional sample).
+
+    SDV passes ``disable=`` explicitly, so the ``TQDM_DISABLE`` variable does not reach its
+    bars; this process-local patch does, and the parent's own progress bar is unaffected.
+    """
+    import tqdm
+
+    original = tqdm.tqdm.__init__
+    if getattr(original, "_benchmark_quiet", False):
+        return
+
+    def quiet(self, *args, **kwargs):
+        kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    quiet._benchmark_quiet = True
+    tqdm.tqdm.__init__ = quiet
+
+
 def child_main(job: Job, settings: JobSettings, conn) -> None:
     """Entry point of a job process: run the job and send every update through ``conn``.
 
@@ -639,6 +664,7 @@ def child_main(job: Job, settings: JobSettings, conn) -> None:
     )
     logging.getLogger("benchmark").setLevel(settings.log_level)
     warnings.filterwarnings("ignore", message=".*save_to_json.*")
+    _silence_progress_bars()
     try:
         execute_job(job, settings, conn.send)
     except BaseException as error:  # report every failure, then exit

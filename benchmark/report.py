@@ -4,6 +4,7 @@ Written into a run's output folder by ``python -m benchmark report`` (and at the
 ``run`` and ``resume``):
 
 - ``results.csv``: one row per job, every field of :class:`benchmark.jobs.JobResult`;
+- ``rare_categories.csv``: real and synthetic frequency of every rare category, per job;
 - ``leaderboard.md``: budgets, then per-dataset tables and their mean, best in bold, then the
   constraint-scenario summary;
 - ``detection.png``, ``fit_time.png``, ``constraint_validity.png``.
@@ -204,9 +205,18 @@ def scenario_summary(frame: pd.DataFrame) -> pd.DataFrame:
             "infeasible_detected": (
                 infeasible.infeasible_detected.astype(bool).mean() if len(infeasible) else np.nan
             ),
+            "infeasible_outcomes": _counts_text(infeasible.infeasible_outcome),
+            "detection_errors": _counts_text(
+                infeasible.error_type[infeasible.infeasible_outcome == "detected"]
+            ),
         }
 
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _counts_text(values: pd.Series) -> str:
+    counts = values[values.astype(str) != ""].value_counts()
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
 
 
 SCENARIO_METRICS = [
@@ -228,12 +238,20 @@ def scenario_section(frame: pd.DataFrame) -> str:
     summary = scenario_summary(frame)
     if summary.empty:
         return ""
+    outcomes = [
+        f"- {name}: outcomes {row.infeasible_outcomes or '-'}; errors counted as detection: "
+        f"{row.detection_errors or '-'}"
+        for name, row in summary.iterrows()
+        if row.infeasible_jobs
+    ]
     return (
         "## Constraint scenarios\n\n"
         "Validity is checked by the harness on the returned rows. '100% valid & all rows': "
         "share of feasible jobs that finished with every row valid and as many rows as asked. "
-        "'Infeasible detected': the synthesizer raised an error and returned no rows.\n\n"
+        "'Infeasible detected': the synthesizer raised an error, other than SDV's 'Unable to "
+        "sample any rows' after exhausting its rejection sampling, and returned no rows.\n\n"
         + markdown_table(summary, SCENARIO_METRICS)
+        + ("\nInfeasible scenarios:\n\n" + "\n".join(outcomes) + "\n" if outcomes else "")
     )
 
 
@@ -308,6 +326,34 @@ def _pivot(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return values.groupby([frame.dataset, frame.synthesizer]).mean().unstack("synthesizer")
 
 
+def rare_category_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per (job, rare category) with its real and synthetic frequency.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        All results (their ``details`` hold the frequencies).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns dataset, synthesizer, scenario, seed, column, category, real_frequency,
+        synthetic_frequency.
+    """
+    rows = []
+    for _, job in frame.iterrows():
+        details = json.loads(job.details) if isinstance(job.details, str) and job.details else {}
+        for column, categories in details.get("rare", {}).items():
+            for category, (real, synthetic) in categories.items():
+                rows.append(
+                    (job.dataset, job.synthesizer, job.scenario, job.seed, column, category,
+                     real, synthetic)
+                )  # fmt: skip
+    columns = ["dataset", "synthesizer", "scenario", "seed", "column", "category",
+               "real_frequency", "synthetic_frequency"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
 def write_reports(output_dir: str | Path) -> list[Path]:
     """Write ``results.csv``, ``leaderboard.md`` and the plots of a run's output folder.
 
@@ -326,9 +372,11 @@ def write_reports(output_dir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"
     frame.to_csv(csv_path, index=False)
+    rare_path = out / "rare_categories.csv"
+    rare_category_frame(frame).to_csv(rare_path, index=False)
     md_path = out / "leaderboard.md"
     md_path.write_text(leaderboard(frame, out))
-    return [csv_path, md_path, *write_plots(frame, out)]
+    return [csv_path, rare_path, md_path, *write_plots(frame, out)]
 
 
 def main_leaderboard(results: list[JobResult], budget: Budget, janus_missing: bool) -> str:

@@ -32,6 +32,7 @@ ENVIRONMENT_FILE = "environment.json"
 FINAL_STATUSES = ("ok", "error")
 START_METHOD_ENV = "JANUS_BENCHMARK_START_METHOD"
 _KILL_GRACE = 5.0
+_LIVE: set = set()  # job processes running now
 
 
 @dataclasses.dataclass
@@ -157,8 +158,35 @@ def _finish_record(job: Job, updates: dict, wall: float) -> JobResult:
     result.wall_seconds = wall
     result.details = json.dumps(details, default=str) if details else ""
     if result.feasible is False:
-        result.infeasible_detected = result.status == "error" and not result.rows_returned
+        result.infeasible_outcome = infeasible_outcome(result)
+        result.infeasible_detected = result.infeasible_outcome == "detected"
     return result
+
+
+def infeasible_outcome(result: JobResult) -> str:
+    """Classify what a synthesizer did with an infeasible scenario.
+
+    Parameters
+    ----------
+    result : JobResult
+        A job on an infeasible scenario.
+
+    Returns
+    -------
+    str
+        ``rows_returned`` (it returned rows, which must violate something), ``timeout``,
+        ``exhausted`` (SDV's rejection sampling gave up: "Unable to sample any rows"), or
+        ``detected`` (any other error before returning rows; see ``error_type`` for which).
+    """
+    if result.rows_returned:
+        return "rows_returned"
+    if result.status == "timeout":
+        return "timeout"
+    if result.status == "ok":
+        return "no_rows"
+    if "Unable to sample any rows" in result.error:
+        return "exhausted"
+    return "detected"
 
 
 def job_context():
@@ -205,6 +233,7 @@ def run_job(job: Job, settings: JobSettings) -> JobResult:
     start = time.perf_counter()
     with _child_environment():
         process.start()
+    _LIVE.add(process)
     sender.close()
     updates = {"status": "running"}
     deadline = start + settings.budget.timeout
@@ -223,6 +252,7 @@ def run_job(job: Job, settings: JobSettings) -> JobResult:
             updates.update(_died_fields(process, updates.get("phase", "")))
 
     _stop(process)
+    _LIVE.discard(process)
     receiver.close()
     result = _finish_record(job, updates, time.perf_counter() - start)
     _log_result(result)
@@ -270,6 +300,13 @@ def _stop(process) -> None:
     if process.is_alive():
         process.kill()
         process.join()
+
+
+def _stop_all() -> None:
+    """Stop every job process still running (after an interruption)."""
+    for process in list(_LIVE):
+        _stop(process)
+        _LIVE.discard(process)
 
 
 def _log_result(result: JobResult) -> None:
@@ -382,14 +419,21 @@ def run(
     todo = [job for job in planned if job not in done]
     LOGGER.info("%d jobs planned, %d cached, %d to run", len(planned), len(done), len(todo))
     with tqdm(total=len(planned), initial=len(done), unit="job", disable=not progress) as bar:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = {pool.submit(run_job, job, config.settings): job for job in todo}
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
+        futures = {pool.submit(run_job, job, config.settings): job for job in todo}
+        try:
             for future in concurrent.futures.as_completed(futures):
                 result = future.result()
                 write_cached(config.output_dir, result)
                 done[futures[future]] = result
                 bar.set_postfix_str(futures[future].key)
                 bar.update(1)
+        except BaseException:
+            # Interrupted (Ctrl-C): drop queued jobs and stop the running ones.
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_all()
+            raise
+        pool.shutdown()
 
     finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_environment(config, started, finished)

@@ -101,7 +101,8 @@ def test_run_failure_timeout_resume_and_report(data_dir, scenario_file, tmp_path
     assert feasible.all_valid is True and feasible.valid_share == 1.0
     infeasible = _cached(output, "toy", "Independent", "toy-x000")
     assert infeasible.feasible is False and infeasible.rows_returned in (None, 0)
-    assert infeasible.infeasible_detected is (infeasible.status == "error")
+    assert infeasible.infeasible_outcome in ("detected", "exhausted")
+    assert infeasible.infeasible_detected is (infeasible.infeasible_outcome == "detected")
 
     # Resume reruns only the missing job of the saved run.
     kept = runner.cache_path(output, Job("toy", "Independent", "toy-f000", 0))
