@@ -33,6 +33,7 @@ FULL_METRICS = (
     "svc_detection",
     "tree_detection",
     "quality",
+    "diagnostic",
     "coverage",
     "rare",
     "new_rows",
@@ -109,6 +110,7 @@ class JobResult:
     svc_detection: float | None = None
     tree_detection: float | None = None
     quality_score: float | None = None
+    diagnostic_score: float | None = None
     coverage_mean: float | None = None
     coverage_min: float | None = None
     rare_present: float | None = None
@@ -237,9 +239,11 @@ def _attach_constraints(synth, specs: list[dict], dataset, synthesizer: str) -> 
 def janus_constraint(spec: dict, table_name: str):
     """Return JANUS's own constraint object for a specification SDV cannot express.
 
-    JANUS's classes for scalar bounds and linear rules live in ``sdv_janus.constraints``. The
-    names looked up are ``Bounds``/``ScalarRange`` and ``Linear``/``LinearInequality``; while
-    none exists, None is returned and the caller falls back to a reject-only constraint.
+    JANUS's classes for scalar bounds and linear rules live in ``sdv_janus.constraints``. A
+    function ``from_spec(spec, table_name=...)`` there, taking this harness's neutral form, is
+    used first; otherwise the classes ``Bounds``/``ScalarRange`` and ``Linear``/
+    ``LinearInequality`` are looked up. While none exists, None is returned and the caller
+    falls back to SDV's constraint or a reject-only one.
 
     Parameters
     ----------
@@ -257,6 +261,10 @@ def janus_constraint(spec: dict, table_name: str):
         from sdv_janus import constraints as janus
     except Exception:
         return None
+
+    from_spec = getattr(janus, "from_spec", None)
+    if from_spec is not None:
+        return from_spec(spec, table_name=table_name)
 
     kind = spec.get("kind")
     if kind == "bounds":
@@ -522,6 +530,12 @@ def _quality_fields(ev: _Eval) -> dict:
     return {"quality_score": metrics.quality_score(ev.real_eval, ev.synth_eval, metadata, name)}
 
 
+def _diagnostic_fields(ev: _Eval) -> dict:
+    name, metadata = ev.dataset.name, ev.dataset.metadata
+    score = metrics.diagnostic_score(ev.train, ev.synthetic, metadata, name)
+    return {"diagnostic_score": score}
+
+
 def _score(ev: _Eval, wanted: tuple, send: Callable[[dict], None]) -> None:
     """Compute the requested metrics one by one; a failing metric is logged, not fatal."""
     send({"eval_rows": len(ev.real_eval)})
@@ -531,6 +545,7 @@ def _score(ev: _Eval, wanted: tuple, send: Callable[[dict], None]) -> None:
         "coverage": _coverage_fields,
         "rare": _rare_fields,
         "quality": _quality_fields,
+        "diagnostic": _diagnostic_fields,
         "logistic_detection": _detection("logistic_detection"),
         "tree_detection": _detection("tree_detection"),
         "new_rows": _new_row_fields,

@@ -223,6 +223,33 @@ def quality_score(real: pd.DataFrame, synthetic: pd.DataFrame, metadata, table_n
     return float(report.get_score())
 
 
+def diagnostic_score(real: pd.DataFrame, synthetic: pd.DataFrame, metadata, table_name: str):
+    """SDV's diagnostic score (``sdv.evaluation.run_diagnostic``: data validity and structure).
+
+    Parameters
+    ----------
+    real, synthetic : pandas.DataFrame
+        Rows to compare (real: the training rows, whose ranges and categories are the reference).
+    metadata : sdv.metadata.Metadata
+        Metadata of the table.
+    table_name : str
+        The table.
+
+    Returns
+    -------
+    float
+        Overall score in [0, 1]; 1 = every value valid and the columns as in the real data.
+    """
+    from sdv.evaluation import run_diagnostic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = run_diagnostic(
+            {table_name: real}, {table_name: synthetic}, metadata, verbose=False
+        )
+    return float(report.get_score())
+
+
 def category_coverage(real: pd.DataFrame, synthetic: pd.DataFrame, metadata, table_name: str):
     """SDMetrics ``CategoryCoverage`` for every categorical, boolean and ordinal column.
 

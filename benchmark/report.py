@@ -32,6 +32,7 @@ METRICS = [
     ("logistic_detection", "Logistic det.", True, "{:.3f}"),
     ("svc_detection", "SVC det.", True, "{:.3f}"),
     ("quality_score", "Quality", True, "{:.3f}"),
+    ("diagnostic_score", "Diagnostic", True, "{:.3f}"),
     ("coverage_mean", "Coverage", True, "{:.3f}"),
     ("coverage_min", "Cov. min", True, "{:.3f}"),
     ("rare_present", "Rare present", True, "{:.3f}"),
