@@ -40,7 +40,15 @@ FULL_METRICS = (
     "dtypes",
     "validity",
 )
-MAIN_METRICS = ("logistic_detection", "quality", "coverage", "rare", "dtypes", "validity")
+MAIN_METRICS = (
+    "logistic_detection",
+    "tree_detection",
+    "quality",
+    "coverage",
+    "rare",
+    "dtypes",
+    "validity",
+)
 
 
 class Job(NamedTuple):
