@@ -29,6 +29,7 @@ _PARAMETER_RULES = {
     'max_parents': (int, lambda v: v >= 0, 'an int >= 0'),
     'structure_prior': ((int, float), lambda v: v > 0, 'a number > 0'),
     'prior_strength': ((int, float), lambda v: v > 0, 'a number > 0'),
+    'split_prior_strength': ((int, float), lambda v: v > 0, 'a number > 0'),
     'min_samples_leaf': (int, lambda v: v >= 1, 'an int >= 1'),
     'max_depth': (int, lambda v: v >= 0, 'an int >= 0'),
     'n_bins': (int, lambda v: v >= 2, 'an int >= 2'),
@@ -51,11 +52,14 @@ class JanusSynthesizer(BaseSingleTableSynthesizer):
     locales : list of str, default=['en_US']
         Faker locales for PII columns.
     max_parents : int, default=3
-        Bound on the number of parents of a column in the learned graph.
+        In-degree bound of the BDeu graph search that orders the columns. Each column's tree
+        may then split on any column before it, and keeps only splits that pay for themselves.
     structure_prior : float, default=10.0
-        Equivalent sample size of the BDeu score that learns the graph.
+        Equivalent sample size of the BDeu score of that search.
     prior_strength : float, default=1.0
         Equivalent sample size of each leaf's Dirichlet prior, spread over the column's marginal.
+    split_prior_strength : float, default=20.0
+        Equivalent sample size of the prior under which tree splits are compared.
     min_samples_leaf : int, default=10
         Fewest training rows in a tree leaf.
     max_depth : int, default=16
@@ -79,6 +83,7 @@ class JanusSynthesizer(BaseSingleTableSynthesizer):
         max_parents=3,
         structure_prior=10.0,
         prior_strength=1.0,
+        split_prior_strength=20.0,
         min_samples_leaf=10,
         max_depth=16,
         n_bins=32,
@@ -95,6 +100,7 @@ class JanusSynthesizer(BaseSingleTableSynthesizer):
         self.max_parents = max_parents
         self.structure_prior = structure_prior
         self.prior_strength = prior_strength
+        self.split_prior_strength = split_prior_strength
         self.min_samples_leaf = min_samples_leaf
         self.max_depth = max_depth
         self.n_bins = n_bins
@@ -127,6 +133,7 @@ class JanusSynthesizer(BaseSingleTableSynthesizer):
             max_parents=self.max_parents,
             structure_prior=self.structure_prior,
             prior_strength=self.prior_strength,
+            split_prior_strength=self.split_prior_strength,
             min_samples_leaf=self.min_samples_leaf,
             max_depth=self.max_depth,
             n_bins=self.n_bins,

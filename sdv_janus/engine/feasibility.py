@@ -35,11 +35,14 @@ relative to the size of the values involved; :meth:`BackfillPlan.linear_bounds` 
 bounds that cross by less than that into a single point.
 
 Redundant rows. Fourier-Motzkin can square the number of rows at each step. Parallel rows (one
-a positive multiple of another, duplicates included) keep only the tightest. When a system has
-more than ``lp_threshold`` rows (default :data:`LP_PRUNE_THRESHOLD`), each row is tested by a
-linear program (``scipy.optimize.linprog``, HiGHS): it is dropped when the other rows already
-imply it. The test works on the closure of the strict rows, which keeps it exact for the set
-of solutions (a strict row is dropped only when the others imply it strictly).
+a positive multiple of another, duplicates included) keep only the tightest, always. When
+eliminating a column would more than double the system and take it past ``lp_threshold`` rows
+(default :data:`LP_PRUNE_THRESHOLD`), the rows on that column are first tested: against
+the bounding box of the single-column rows, then by a linear program each
+(``scipy.optimize.linprog``, HiGHS) that starts from a small working set of rows and adds
+the rows its solution violates. A row is dropped only when the rows kept imply it. The test
+runs on the closure of the strict rows, which keeps it exact for the set of solutions (a
+strict row is dropped only when the others imply it strictly).
 
 Integer columns. Fourier-Motzkin is exact over the reals only. For the columns listed in
 ``integer_columns`` back-filling does two things. A row that sums integer columns with
@@ -98,8 +101,14 @@ ZERO_TOLERANCE = 1e-12
 #: Relative tolerance for comparing constants and bounds.
 RELATIVE_TOLERANCE = 1e-9
 
-#: Systems with more rows than this are pruned of redundant rows by linear programming.
+#: An elimination that would grow the system past this many rows first prunes redundant rows.
 LP_PRUNE_THRESHOLD = 24
+
+# Eliminations that would multiply the row count by more than this prune redundant rows first.
+_GROWTH_FACTOR = 2
+
+# Above this many rows, redundancy programs start from a small working set of rows.
+_SMALL_SYSTEM = 200
 
 _HIGHS_OPTIONS = {
     "primal_feasibility_tolerance": 1e-10,
@@ -246,21 +255,27 @@ class BackfillPlan:
         For an integer column the bounds are integers and never strict; ``low > high`` there
         means that only a non-integer value would fit (see the module notes).
         """
-        low = np.full(n_rows, -np.inf)
-        high = np.full(n_rows, np.inf)
+        # Each bound carries the size of the terms it sums, which sets its rounding noise.
+        low, low_size = np.full(n_rows, -np.inf), np.zeros(n_rows)
+        high, high_size = np.full(n_rows, -np.inf), np.zeros(n_rows)  # negated
         low_strict = np.zeros(n_rows, dtype=bool)
         high_strict = np.zeros(n_rows, dtype=bool)
         for rule in self.linear_by_column.get(column, ()):
-            coefficient = rule.coefficients[column]
-            bound = -_evaluate_rest(rule, column, prefix_values, n_rows) / coefficient
-            if coefficient > 0:
-                low, low_strict = _tighter_bound(low, low_strict, bound, rule.strict, np.greater)
+            bound, size = _solve_for(rule, column, prefix_values, n_rows)
+            if rule.coefficients[column] > 0:
+                low, low_size, low_strict = _tighter_bound(
+                    (low, low_size, low_strict), (bound, size, rule.strict)
+                )
             else:
-                high, high_strict = _tighter_bound(high, high_strict, bound, rule.strict, np.less)
+                high, high_size, high_strict = _tighter_bound(
+                    (high, high_size, high_strict), (-bound, size, rule.strict)
+                )
 
-        high = _collapse_crossing(low, high, low_strict | high_strict)
+        high = -high
+        tol = RELATIVE_TOLERANCE * np.maximum(1.0, np.maximum(low_size, high_size))
+        high = _collapse_crossing(low, high, low_strict | high_strict, tol)
         if column in self.integer_columns:
-            low, high = _integer_bounds(low, high, low_strict, high_strict)
+            low, high = _integer_bounds(low, high, low_strict, high_strict, tol)
             low_strict[:] = False
             high_strict[:] = False
 
@@ -301,11 +316,17 @@ class BackfillPlan:
         return mask
 
 
-def _evaluate_rest(
+def _solve_for(
     rule: LinearRule, column: str, prefix_values: Mapping[str, np.ndarray], n_rows: int
-) -> np.ndarray:
-    """Evaluate the part of a rule that does not involve ``column``, shape ``(n_rows,)``."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve a rule for ``column`` given the earlier columns, row by row.
+
+    Returns the bound ``-(constant + sum of the other terms) / coefficient`` and the size of
+    the terms it sums, ``(|constant| + sum |other terms|) / |coefficient|``: float64 arrays of
+    shape ``(n_rows,)``. Both are NaN where an earlier value is missing.
+    """
     rest = np.full(n_rows, float(rule.constant))
+    size = np.full(n_rows, abs(float(rule.constant)))
     for other, coefficient in rule.coefficients.items():
         if other == column:
             continue
@@ -316,46 +337,62 @@ def _evaluate_rest(
                 f"of {other!r}, which has not been drawn. Draw columns in `plan.order`."
             )
 
-        rest += coefficient * np.asarray(prefix_values[other], dtype=np.float64)
+        term = coefficient * np.asarray(prefix_values[other], dtype=np.float64)
+        rest += term
+        size += np.abs(term)
 
-    return rest
+    coefficient = rule.coefficients[column]
+    return -rest / coefficient, size / abs(coefficient)
 
 
 def _tighter_bound(
-    current: np.ndarray, strict: np.ndarray, bound: np.ndarray, bound_strict: bool, tighter
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge one bound into the running bound; NaN bounds (missing inputs) change nothing."""
-    replace = tighter(bound, current)
-    tie = bound == current
-    new_strict = np.where(replace, bound_strict, strict | (tie & bound_strict))
-    return np.where(replace, bound, current), new_strict
+    current: tuple[np.ndarray, np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray, bool]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge one lower bound into the running lower bound (negate both for upper bounds).
 
-
-def _collapse_crossing(low: np.ndarray, high: np.ndarray, any_strict: np.ndarray) -> np.ndarray:
-    """Return ``high`` with bounds that cross by rounding noise only collapsed onto ``low``."""
+    Each bound is ``(value, size, strict)``: float64 values and sizes of shape ``(n_rows,)``
+    (the size of the terms the value sums) and strictness. Bounds closer than the rounding
+    noise of their sizes are a tie: the greater value is kept, strict when either bound is.
+    NaN bounds (missing inputs) change nothing.
+    """
+    value, size, strict = current
+    new_value, new_size, new_strict = new
+    replace = new_value > value
     with np.errstate(invalid="ignore"):
-        scale = np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
-        noise = (low > high) & (low - high <= RELATIVE_TOLERANCE * scale) & ~any_strict
+        noise = RELATIVE_TOLERANCE * np.maximum(1.0, np.fmax(size, new_size))
+        tie = np.abs(new_value - value) <= noise
+
+    merged_strict = np.where(tie, strict | new_strict, np.where(replace, new_strict, strict))
+    merged_size = np.where(tie, np.fmax(size, new_size), np.where(replace, new_size, size))
+    return np.where(replace, new_value, value), merged_size, merged_strict
+
+
+def _collapse_crossing(
+    low: np.ndarray, high: np.ndarray, any_strict: np.ndarray, tol: np.ndarray
+) -> np.ndarray:
+    """Return ``high``, with non-strict bounds that cross by less than ``tol`` set to ``low``."""
+    with np.errstate(invalid="ignore"):
+        noise = (low > high) & (low - high <= tol) & ~any_strict
 
     return np.where(noise, low, high)
 
 
 def _integer_bounds(
-    low: np.ndarray, high: np.ndarray, low_strict: np.ndarray, high_strict: np.ndarray
+    low: np.ndarray,
+    high: np.ndarray,
+    low_strict: np.ndarray,
+    high_strict: np.ndarray,
+    tol: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Round real bounds inward to the nearest integers inside them (infinite bounds stay)."""
-    low_tol = _absolute_tolerance(low)
-    high_tol = _absolute_tolerance(high)
-    low = np.where(low_strict, np.floor(low + low_tol) + 1.0, np.ceil(low - low_tol))
-    high = np.where(high_strict, np.ceil(high - high_tol) - 1.0, np.floor(high + high_tol))
+    """Round real bounds inward to the nearest integers inside them (infinite bounds stay).
+
+    A bound within ``tol`` of an integer counts as that integer.
+    """
+    with np.errstate(invalid="ignore"):
+        low = np.where(low_strict, np.floor(low + tol) + 1.0, np.ceil(low - tol))
+        high = np.where(high_strict, np.ceil(high - tol) - 1.0, np.floor(high + tol))
+
     return low, high
-
-
-def _absolute_tolerance(values: np.ndarray) -> np.ndarray:
-    """Return the float64 tolerance for comparing ``values`` with integers; 0 where infinite."""
-    finite = np.isfinite(values)
-    magnitude = np.abs(np.where(finite, values, 0.0))
-    return np.where(finite, RELATIVE_TOLERANCE * np.maximum(1.0, magnitude), 0.0)
 
 
 def _table_mask(
@@ -613,46 +650,138 @@ def _drop_parallel(rows: _Rows) -> _Rows:
     _, group = np.unique(keys, axis=0, return_inverse=True)
     group = group.ravel()
 
-    # Within a group the smallest constant is the tightest; at equal constants, strict wins.
-    ranking = np.lexsort((~rows.strict, rows.const, group))
+    # Within a group the smallest constant is the tightest. Constants within rounding noise of
+    # the smallest count as equal, and among those a strict row wins.
+    smallest = np.full(group.max() + 1, np.inf)
+    np.minimum.at(smallest, group, rows.const)
+    tol = RELATIVE_TOLERANCE * np.maximum(rows.scale, np.maximum(np.abs(rows.const), 1.0))
+    near = rows.const <= smallest[group] + tol
+    ranking = np.lexsort((rows.const, ~rows.strict, ~near, group))
     first = np.ones(len(rows), dtype=bool)
     first[1:] = group[ranking[1:]] != group[ranking[:-1]]
     return rows.take(np.sort(ranking[first]))
 
 
-def _drop_implied(rows: _Rows) -> _Rows:
-    """Drop, one at a time, each row that the remaining rows imply (one LP per row).
+def _drop_implied(rows: _Rows, candidates: np.ndarray) -> _Rows:
+    """Drop, one at a time, each candidate row that the rows still kept imply.
 
-    A row ``c @ x + d >= 0`` is implied when the minimum of ``c @ x`` over the closure of the
-    other rows is at least ``-d`` (strictly more when the row is strict). Rows built from more
-    user constraints are tested first, so that derived rows go before given ones.
+    A row ``c @ x + d >= 0`` is implied when the least value of ``c @ x`` over the closure of
+    other rows is at least ``-d`` (more than ``-d`` when the row is strict). A cheap test
+    against the bounding box of the single-column rows goes first, then one linear program
+    per remaining candidate (see :func:`_implied_by_lp`). Each row is dropped only when the
+    rows kept at that moment imply it, so the rows left at the end imply all dropped ones.
+
+    Parameters
+    ----------
+    rows : _Rows
+        A normalised system of ``m`` rows.
+    candidates : numpy.ndarray
+        int array of row indices that may be dropped.
     """
-    used = np.flatnonzero((rows.coef != 0).any(axis=0))
-    coef = rows.coef[:, used]
     keep = np.ones(len(rows), dtype=bool)
-    candidates = sorted(
-        range(len(rows)),
-        key=lambda i: (-len(rows.names[i]), -np.count_nonzero(coef[i]), i),
+    keep[candidates[_implied_by_box(rows, candidates)]] = False
+    needed = np.zeros(len(rows), dtype=bool)
+    single = (rows.coef != 0).sum(axis=1) == 1
+
+    # Rows from fewer user constraints go first: they are the likelier to be needed, and the
+    # needed rows form the small working set that the later programs start from.
+    ranked = sorted(
+        candidates[keep[candidates]],
+        key=lambda i: (len(rows.names[i]), np.count_nonzero(rows.coef[i]), i),
     )
-    for i in candidates:
-        keep[i] = False
+    for i in ranked:
+        verdict = _implied_by_lp(rows, i, keep, needed | single)
+        if verdict is None:
+            # The kept rows have no solution: leave the contradiction to the elimination.
+            break
+
+        keep[i] = not verdict
+        needed[i] = not verdict
+
+    LOGGER.debug(
+        "Pruning kept %d of %d rows (%d candidates)", keep.sum(), len(rows), len(candidates)
+    )
+    return rows.take(keep)
+
+
+def _implied_by_box(rows: _Rows, candidates: np.ndarray) -> np.ndarray:
+    """Test multi-column candidates against the box that the single-column rows define.
+
+    Returns a bool array shaped like ``candidates``: True where the least value of the row
+    over the box satisfies it. Candidates on a single column are never tested (each such
+    row is part of the box).
+    """
+    nonzero = rows.coef != 0
+    single = nonzero.sum(axis=1) == 1
+    column = np.argmax(nonzero, axis=1)
+    low = np.full(rows.coef.shape[1], -np.inf)
+    high = np.full(rows.coef.shape[1], np.inf)
+    for i in np.flatnonzero(single):
+        # Normalised single-column rows are +x + const >= 0 or -x + const >= 0.
+        if rows.coef[i, column[i]] > 0:
+            low[column[i]] = max(low[column[i]], -rows.const[i])
+        else:
+            high[column[i]] = min(high[column[i]], rows.const[i])
+
+    coef = rows.coef[candidates]
+    with np.errstate(invalid="ignore"):
+        ends = np.where(coef > 0, coef * low, np.where(coef < 0, coef * high, 0.0))
+
+    minimum = ends.sum(axis=1)
+    implied = np.array(
+        [
+            np.isfinite(minimum[k]) and _is_implied(rows, i, minimum[k])
+            for k, i in enumerate(candidates)
+        ],
+        dtype=bool,
+    )
+    return implied & ~single[candidates]
+
+
+def _implied_by_lp(
+    rows: _Rows, i: int, keep: np.ndarray, start: np.ndarray, max_added: int = 16
+) -> bool | None:
+    """Decide by linear programming whether the other kept rows imply row ``i``.
+
+    Up to ``_SMALL_SYSTEM`` rows, one program over all the other kept rows decides. Beyond,
+    the program starts from the working set ``start & keep`` and adds the kept rows that its
+    solution violates (at most ``max_added`` per round) until either the solution satisfies
+    row ``i`` (implied, even by a subset) or it satisfies every other kept row while violating
+    row ``i`` (needed). Returns None when the working set has no solution.
+    """
+    others = keep.copy()
+    others[i] = False
+    working = others.copy() if others.sum() <= _SMALL_SYSTEM else start & others
+    while True:
         result = linprog(
-            coef[i],
-            A_ub=-coef[keep],
-            b_ub=rows.const[keep],
+            rows.coef[i],
+            A_ub=-rows.coef[working],
+            b_ub=rows.const[working],
             bounds=(None, None),
             method="highs",
             options=_HIGHS_OPTIONS,
         )
         if result.status == 2:
-            # The others have no solution at all: leave the contradiction to the elimination.
-            keep[i] = True
-            break
+            return None
 
-        keep[i] = result.status != 0 or not _is_implied(rows, i, result.fun)
+        if result.status == 0 and _is_implied(rows, i, result.fun):
+            return True
 
-    LOGGER.debug("LP pruning kept %d of %d rows", keep.sum(), len(rows))
-    return rows.take(keep)
+        if result.status == 0:
+            value = rows.coef @ result.x + rows.const
+            tol = RELATIVE_TOLERANCE * np.maximum(rows.scale, 1.0)
+            violated = np.flatnonzero(others & ~working & (value < -tol))
+        else:
+            # Unbounded, or numerical trouble: fall back to every other kept row.
+            violated = np.flatnonzero(others & ~working)
+
+        if len(violated) == 0:
+            return False
+
+        worst = (
+            violated[np.argsort(value[violated])[:max_added]] if result.status == 0 else violated
+        )
+        working[worst] = True
 
 
 def _is_implied(rows: _Rows, i: int, minimum: float) -> bool:
@@ -660,6 +789,24 @@ def _is_implied(rows: _Rows, i: int, minimum: float) -> bool:
     slack = minimum + rows.const[i]
     tol = RELATIVE_TOLERANCE * max(rows.scale[i], abs(minimum), abs(rows.const[i]), 1e-3)
     return bool(slack > tol) if rows.strict[i] else bool(slack >= -tol)
+
+
+def _prune_before_eliminating(rows: _Rows, j: int, lp_threshold: int) -> _Rows:
+    """Prune the rows on column ``j`` when eliminating it would grow the system too much.
+
+    Eliminating ``x_j`` replaces the ``p`` lower and ``n`` upper bounds on it by ``p * n``
+    rows. Only when the result would exceed both ``_GROWTH_FACTOR`` times the current size
+    and ``lp_threshold`` are those ``p + n`` rows tested for redundancy, since they are the
+    ones that multiply. Slower growth is left to the merging of parallel rows, which alone
+    keeps rules over two columns (at most one row per direction) from exploding.
+    """
+    lower = int((rows.coef[:, j] > 0).sum())
+    upper = int((rows.coef[:, j] < 0).sum())
+    grown = len(rows) - lower - upper + lower * upper
+    if grown <= max(_GROWTH_FACTOR * len(rows), lp_threshold):
+        return rows
+
+    return _drop_implied(rows, np.flatnonzero(rows.coef[:, j] != 0))
 
 
 def _combine(rows: _Rows, j: int) -> _Rows:
@@ -729,9 +876,7 @@ def _backfill_linear(
     rows = _tidy(_initial_rows(columns, rules, domains), integer)
     attached = {}
     for j in range(len(columns) - 1, -1, -1):
-        if len(rows) > lp_threshold:
-            rows = _drop_implied(rows)
-
+        rows = _prune_before_eliminating(rows, j, lp_threshold)
         involved = rows.coef[:, j] != 0
         if involved.any():
             attached[columns[j]] = _to_rules(rows.take(involved), columns)
@@ -844,8 +989,9 @@ def _join_group(
             return columns, table, names
 
         # Join next a table that shares a column, so the join never becomes a plain product.
-        rule = next(rule for rule in pending if set(rule.columns) & set(columns))
-        pending.remove(rule)
+        rule = pending.pop(
+            next(index for index, rule in enumerate(pending) if set(rule.columns) & set(columns))
+        )
         other, cutting = _restrict_to_states(rule, domains)
         columns, table = _natural_join(columns, table, rule.columns, other)
         names, ranges = names | rule.names, ranges | cutting
@@ -911,8 +1057,15 @@ def _validate(
                 f"Linear rule {sorted(rule.names)} has a non-finite constant {rule.constant!r}."
             )
 
+    linear_columns = {column for rule in linear_rules for column in rule.coefficients}
     for rule in table_rules:
         _validate_table(rule, known, domains)
+        both = linear_columns.intersection(rule.columns)
+        if both:
+            raise ValueError(
+                f"Column(s) {sorted(both)} appear in linear rules and in table rule "
+                f"{sorted(rule.names)}; a column is either numerical or categorical."
+            )
 
 
 def _validate_table(rule: TableRule, known: set[str], domains: Mapping[str, object]) -> None:
@@ -973,7 +1126,8 @@ def backfill(
     domains : Mapping[str, tuple of float or int]
         For a numerical column, its ``(low, high)`` training range (either end may be
         infinite); for a categorical column, its number of states. A column missing here is
-        unbounded (numerical) or unchecked (categorical).
+        unbounded (numerical) or unchecked (categorical). The range of a numerical column takes
+        part only when some linear rule mentions the column; the other columns get no bounds.
     integer_columns : Iterable[str], optional
         Numerical columns that hold integers only.
     lp_threshold : int, default=LP_PRUNE_THRESHOLD

@@ -27,11 +27,13 @@ class JanusModel:
     Parameters
     ----------
     max_parents : int, default=3
-        Bound on the number of parents of a column in the learned graph.
+        In-degree bound of the BDeu graph search that orders the columns.
     structure_prior : float, default=10.0
-        Equivalent sample size of the BDeu score used to learn the graph.
+        Equivalent sample size of the BDeu score of that search.
     prior_strength : float, default=1.0
         Equivalent sample size of each leaf's Dirichlet prior.
+    split_prior_strength : float, default=20.0
+        Equivalent sample size of the prior under which tree splits are compared.
     min_samples_leaf : int, default=10
         Fewest training rows in a tree leaf.
     max_depth : int, default=16
@@ -53,6 +55,7 @@ class JanusModel:
         max_parents=3,
         structure_prior=10.0,
         prior_strength=1.0,
+        split_prior_strength=20.0,
         min_samples_leaf=10,
         max_depth=16,
         n_bins=32,
@@ -63,7 +66,12 @@ class JanusModel:
     ):
         self.max_parents = max_parents
         self.structure_prior = structure_prior
-        self.tree_settings = TreeSettings(prior_strength, min_samples_leaf, max_depth)
+        self.tree_settings = TreeSettings(
+            prior_strength=prior_strength,
+            split_prior_strength=split_prior_strength,
+            min_samples_leaf=min_samples_leaf,
+            max_depth=max_depth,
+        )
         self.n_bins = n_bins
         self.max_exact_values = max_exact_values
         self.structure_groups = structure_groups
@@ -105,19 +113,16 @@ class JanusModel:
         self.ordered_ = [codec.encoder.ordered for codec in self.codecs_]
         LOGGER.info('Encoded %d columns in %.2fs', len(specs), time.perf_counter() - started)
 
-        self.graph_ = self._structure(states)
-        LOGGER.info('Graph has %d edges', self.graph_.number_of_edges())
-        self.trees_ = [
-            grow_tree(
-                states,
-                column,
-                sorted(self.graph_.predecessors(column)),
-                self.n_states_,
-                self.ordered_,
+        self.order_, candidates = self._order_and_candidates(states)
+        self.trees_ = [None] * len(self.codecs_)
+        for column in self.order_:
+            self.trees_[column] = grow_tree(
+                states, column, candidates[column], self.n_states_, self.ordered_,
                 self.tree_settings,
             )
-            for column in range(len(self.codecs_))
-        ]
+
+        self.graph_ = _graph_of_trees(self.trees_)
+        LOGGER.info('Graph has %d edges', self.graph_.number_of_edges())
         self.sampler_ = StateSampler(self.trees_, self.graph_, self.candidates_per_row)
         LOGGER.info('Fitted in %.2fs', time.perf_counter() - started)
         return self
@@ -130,28 +135,50 @@ class JanusModel:
 
         return np.ascontiguousarray(np.column_stack(encoded), dtype=np.int32)
 
-    def _structure(self, states):
-        """The user's graph (checked) or one learned on coarsened states."""
-        if self.user_graph is not None:
-            return self._graph_from_names(self.user_graph)
+    def _order_and_candidates(self, states):
+        """Column order, and the columns each tree may split on.
 
+        With a user graph, a tree splits only on the column's parents in that graph. Otherwise a
+        graph learned by BDeu search fixes the order and each tree may split on every column
+        before it, keeping only the splits that pay for themselves.
+        """
+        if self.user_graph is not None:
+            graph = self._graph_from_names(self.user_graph)
+            order = list(nx.lexicographical_topological_sort(graph))
+            return order, {column: sorted(graph.predecessors(column)) for column in order}
+
+        isolated = self._high_cardinality_columns(len(states))
+        graph = self._search_structure(states, isolated)
+        order = list(nx.lexicographical_topological_sort(graph))
+        usable = [column for column in order if column not in isolated]
+        return order, {
+            column: [] if column in isolated else usable[: usable.index(column)]
+            for column in order
+        }
+
+    def _high_cardinality_columns(self, n_rows):
+        """Columns with too many states for the graph; they are drawn from their marginal."""
+        isolated = {
+            index
+            for index, size in enumerate(self.n_states_)
+            if size > _MAX_STATES_IN_GRAPH or size > n_rows // 2
+        }
+        if isolated:
+            LOGGER.info(
+                'Columns drawn from their marginal (too many states for the graph): %s',
+                [self.columns[index] for index in sorted(isolated)],
+            )
+
+        return isolated
+
+    def _search_structure(self, states, isolated):
+        """A DAG learned by BDeu search on coarsened states; it sets the column order."""
         coarse = np.empty_like(states)
         coarse_sizes = []
         for index, codec in enumerate(self.codecs_):
             groups = self.structure_groups if codec.encoder.ordered else codec.n_states
             coarse[:, index], size = coarsen_states(states[:, index], codec.encoder.counts_, groups)
             coarse_sizes.append(size)
-
-        isolated = [
-            index
-            for index, size in enumerate(self.n_states_)
-            if size > _MAX_STATES_IN_GRAPH or size > len(states) // 2
-        ]
-        if isolated:
-            LOGGER.info(
-                'Columns drawn from their marginal (too many states for the graph): %s',
-                [self.columns[index] for index in isolated],
-            )
 
         return learn_structure(
             coarse, coarse_sizes, self.max_parents, self.structure_prior, isolated=isolated
@@ -221,3 +248,13 @@ class JanusModel:
                 output[name] = codec.decode(states[:, index], uniforms)
 
         return output
+
+
+def _graph_of_trees(trees):
+    """The DAG whose edges go from each column a tree splits on to the tree's column."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(len(trees)))
+    for column, tree in enumerate(trees):
+        graph.add_edges_from((parent, column) for parent in tree.split_columns)
+
+    return graph

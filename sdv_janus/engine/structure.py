@@ -37,8 +37,10 @@ def coarsen_states(states, counts, n_groups):
     if len(counts) <= n_groups:
         return states, len(counts)
 
-    cumulative = np.cumsum(counts) / max(counts.sum(), 1)
-    group_of_state = np.minimum((cumulative * n_groups).astype(np.int64), n_groups - 1)
+    # Each state goes to the group holding the middle of its mass, so a spike (a state holding
+    # most rows) forms a group of its own instead of swallowing its neighbours.
+    middle = (np.cumsum(counts) - counts / 2) / max(counts.sum(), 1)
+    group_of_state = np.minimum((middle * n_groups).astype(np.int64), n_groups - 1)
     group_of_state = np.unique(group_of_state, return_inverse=True)[1]
     return group_of_state[states].astype(np.int32), int(group_of_state.max()) + 1
 

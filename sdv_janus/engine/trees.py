@@ -18,6 +18,7 @@ from sdv_janus.engine._dirichlet import log_marginal_likelihood
 from sdv_janus.engine._kernels import route_rows
 
 LOGGER = logging.getLogger(__name__)
+_PENALTY = 0.5
 
 
 @dataclass
@@ -28,6 +29,10 @@ class TreeSettings:
     ----------
     prior_strength : float
         Equivalent sample size of the leaf prior, spread over the column's marginal.
+    split_prior_strength : float
+        Equivalent sample size of the prior under which candidate splits are compared. A
+        stronger prior than the leaves' lets trees resolve finer structure while the leaves
+        keep close to their counts.
     min_samples_leaf : int
         Fewest training rows a leaf may hold.
     max_depth : int
@@ -35,6 +40,7 @@ class TreeSettings:
     """
 
     prior_strength: float = 1.0
+    split_prior_strength: float = 20.0
     min_samples_leaf: int = 10
     max_depth: int = 16
 
@@ -74,6 +80,11 @@ class BayesianTree:
     def n_leaves(self):
         """Number of leaves."""
         return self.leaf_counts.shape[0]
+
+    @property
+    def split_columns(self):
+        """Sorted column indices the tree splits on (the column's parents in the graph)."""
+        return sorted(set(self.feature[self.feature >= 0].tolist()))
 
     @property
     def posterior(self):
@@ -137,6 +148,7 @@ def grow_tree(states, child, parents, n_states, ordered, settings):
     """
     child_states = states[:, child]
     prior = column_prior(child_states, n_states[child], settings.prior_strength)
+    split_prior = prior * (settings.split_prior_strength / settings.prior_strength)
     # Each pending node: (node id, row indices, depth).
     nodes = _GrowingNodes()
     pending = [(nodes.add(), np.arange(len(child_states)), 0)]
@@ -145,7 +157,7 @@ def grow_tree(states, child, parents, n_states, ordered, settings):
         split = None
         if depth < settings.max_depth and len(rows) >= 2 * settings.min_samples_leaf:
             split = _best_split(states, rows, child_states[rows], parents, n_states, ordered,
-                                prior, settings.min_samples_leaf)
+                                split_prior, settings.min_samples_leaf)
 
         if split is None:
             counts = np.bincount(child_states[rows], minlength=n_states[child])
@@ -187,7 +199,7 @@ def _best_split(states, rows, child_states, parents, n_states, ordered, prior, m
             best = _Split(gain, column, masks[index])
 
     # The best of m candidates must beat log(m): a uniform prior over the candidates.
-    if best is None or best.gain <= np.log(max(n_candidates, 1)):
+    if best is None or best.gain <= _PENALTY * np.log(max(n_candidates, 1)):
         return None
 
     return best
