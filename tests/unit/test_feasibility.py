@@ -147,7 +147,11 @@ def reference_range(columns, rules, domains, column, fixed):
     for sign in (1.0, -1.0):
         objective = np.zeros(len(columns))
         objective[index[column]] = sign
-        result = linprog(objective, A_ub=a_ub, b_ub=b_ub, bounds=bounds)
+        # Without presolve, HiGHS tells unbounded from infeasible.
+        result = linprog(
+            objective, A_ub=a_ub, b_ub=b_ub, bounds=bounds, options={"presolve": False}
+        )
+        assert result.status in (0, 3), result.message
         ends.append(-sign * INF if result.status == 3 else sign * result.fun)
 
     return ends
