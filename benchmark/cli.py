@@ -55,11 +55,7 @@ def _add_budget(parser: argparse.ArgumentParser, timeout: float, eval_rows: int 
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_main_command(commands) -> None:
     main = commands.add_parser("main", help="JANUS vs GaussianCopula on a whole dataset")
     main.add_argument("--dataset", default="adult")
     main.add_argument("--seed", type=int, default=0)
@@ -68,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_budget(main, timeout=7200.0, eval_rows=0)
     _add_common(main)
 
+
+def _add_run_command(commands) -> None:
     run = commands.add_parser("run", help="run a benchmark (resumes cached jobs)")
     run.add_argument("--datasets", nargs="+", default=["all"], help="names or 'all'")
     run.add_argument(
@@ -90,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_budget(run, timeout=3600.0)
     _add_common(run)
 
+
+def _add_other_commands(commands) -> None:
     resume = commands.add_parser("resume", help="continue the run saved in --output")
     resume.add_argument("--output", default=DEFAULT_OUTPUT)
     resume.add_argument("--no-report", action="store_true")
@@ -110,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("datasets", help="list datasets and check natural constraints")
     _add_common(data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_main_command(commands)
+    _add_run_command(commands)
+    _add_other_commands(commands)
     return parser
 
 
@@ -183,6 +192,8 @@ def command_main(args) -> int:
         log_level=logging.getLogger("benchmark").level,
     )
     results = []
+    runner.preload_for(names)
+    started = runner.utc_now()
     for name in names:
         LOGGER.info("main: fitting %s on %s", name, args.dataset)
         result = runner.run_job(Job(args.dataset, name, jobs.NO_SCENARIO, args.seed), settings)
@@ -194,8 +205,8 @@ def command_main(args) -> int:
     (Path(args.output) / f"{args.dataset}_seed{args.seed}.md").write_text(text)
     runner.write_environment(
         RunConfig([args.dataset], names, [args.seed], [jobs.NO_SCENARIO], args.output, settings),
-        "",
-        "",
+        started,
+        runner.utc_now(),
     )
     sys.stdout.write(text)
     return 0 if all(r.status == "ok" for r in results) else 1

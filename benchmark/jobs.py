@@ -560,7 +560,7 @@ def _score(ev: _Eval, wanted: tuple, send: Callable[[dict], None]) -> None:
         "svc_detection": _detection("svc_detection"),
     }
     needs_reference = {"quality", "logistic_detection", "tree_detection", "svc_detection"}
-    errors = {}
+    errors, timings = {}, {}
     for metric, compute in steps.items():
         if metric not in wanted or not len(ev.synthetic):
             continue
@@ -568,12 +568,15 @@ def _score(ev: _Eval, wanted: tuple, send: Callable[[dict], None]) -> None:
             errors[metric] = "no held-out real row meets the scenario's conditions"
             continue
         send({"phase": f"metric {metric}"})
+        start = time.perf_counter()
         try:
             send(compute(ev))
         except Exception as error:  # one metric failing must not lose the others
             LOGGER.warning("Metric %s failed: %s", metric, error)
             errors[metric] = f"{type(error).__name__}: {error}"
+        timings[metric] = round(time.perf_counter() - start, 3)
 
+    send({"details_metric_seconds": timings})
     if errors:
         send({"details_metric_errors": errors})
 
