@@ -24,6 +24,7 @@ LOGGER = logging.getLogger(__name__)
 ENV_VAR = "JANUS_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RARE_SHARE = 0.01
+MAX_RARE_LEVELS = 100  # columns with more categories (free text) are not mode-collapse probes
 MODELED_SDTYPES = ("numerical", "categorical", "boolean", "datetime", "ordinal", "id")
 _BN_READ = {"dtype": str, "keep_default_na": False}
 
@@ -408,11 +409,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         If no folder exists; the message lists every place looked at and how to supply one.
     """
     places = candidate_data_dirs(data_dir)
-    for origin, folder in places:
+    if data_dir is not None:
+        places = places[:1]  # a folder named explicitly is the only place to look
+    for _, folder in places:
         if folder.is_dir():
             return folder.resolve()
-        if origin == "--data-dir":
-            break
 
     looked = "\n".join(f"  - {folder} ({origin})" for origin, folder in places)
     raise DataNotFoundError(
@@ -648,13 +649,14 @@ def rare_categories(data: pd.DataFrame, columns: list[str], share: float = RARE_
     Returns
     -------
     dict
-        Column name to ``{category: frequency}`` (missing values are not categories).
+        Column name to ``{category: frequency}`` (missing values are not categories); columns
+        with more than ``MAX_RARE_LEVELS`` categories are left out.
     """
     rare = {}
     for column in columns:
         freq = data[column].value_counts(normalize=True, dropna=True)
         small = freq[freq < share]
-        if len(small) and len(freq) > 1:
+        if len(small) and 1 < len(freq) <= MAX_RARE_LEVELS:
             rare[column] = {_jsonable(k): float(v) for k, v in small.items()}
 
     return rare

@@ -42,8 +42,9 @@ def test_missing_data_folder_error_lists_every_place(monkeypatch, tmp_path):
 
 
 def test_explicit_data_dir_must_exist(tmp_path):
-    with pytest.raises(datasets.DataNotFoundError, match="--data-dir"):
+    with pytest.raises(datasets.DataNotFoundError, match="--data-dir") as info:
         datasets.resolve_data_dir(tmp_path / "nope")
+    assert "repository root" not in str(info.value)  # no silent fallback elsewhere
 
 
 def test_env_var_is_used(monkeypatch, tmp_path):
