@@ -127,3 +127,91 @@ def stratified_uniforms(groups, n_groups, visit_order, jitter):
         taken[group] += 1
 
     return uniforms
+
+
+@numba.njit('f8(f8[:], f8)', cache=True, nogil=True)
+def _knot_cdf(knots, value):
+    """Piecewise-linear CDF through quantile knots (equal probability between knots)."""
+    n_pieces = len(knots) - 1
+    if value < knots[0]:
+        return 0.0
+
+    if value >= knots[n_pieces]:
+        return 1.0
+
+    piece = 0
+    while piece < n_pieces - 1 and knots[piece + 1] <= value:
+        piece += 1
+
+    width = knots[piece + 1] - knots[piece]
+    inside = 0.0 if width <= 0.0 else (value - knots[piece]) / width
+    return (piece + inside) / n_pieces
+
+
+@numba.njit('f8[:, :](f8[:, :], f8[:], f8[:], b1[:], b1[:], i8)', cache=True, nogil=True)
+def interval_mass(knots, low, high, low_strict, high_strict, n_states):
+    """Mass that each value state puts inside each row's interval.
+
+    Parameters
+    ----------
+    knots : numpy.ndarray
+        float64 ``(n_value_states, n_knots + 1)``: quantile knots of each value state.
+    low, high : numpy.ndarray
+        float64 ``(n_rows,)``: the interval of each row (infinite ends allowed).
+    low_strict, high_strict : numpy.ndarray
+        bool ``(n_rows,)``: whether each end is excluded (matters for single-value states).
+    n_states : int
+        Number of states including a trailing missing state (which gets mass 1: a rule on a
+        null value holds vacuously); equal to ``n_value_states`` when there is none.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n_rows, n_states)`` masses in ``[0, 1]``.
+    """
+    n_rows = len(low)
+    n_values = knots.shape[0]
+    last = knots.shape[1] - 1
+    mass = np.ones((n_rows, n_states))
+    for row in range(n_rows):
+        for state in range(n_values):
+            first_knot = knots[state, 0]
+            if first_knot == knots[state, last]:
+                above = first_knot > low[row] or (first_knot == low[row] and not low_strict[row])
+                below = first_knot < high[row] or (
+                    first_knot == high[row] and not high_strict[row]
+                )
+                mass[row, state] = 1.0 if above and below else 0.0
+            else:
+                upper = _knot_cdf(knots[state], high[row])
+                lower = _knot_cdf(knots[state], low[row])
+                mass[row, state] = max(upper - lower, 0.0)
+
+    return mass
+
+
+@numba.njit('f8[:](f8[:, :], i4[:], f8[:], f8[:], f8[:])', cache=True, nogil=True)
+def draw_inside_interval(knots, states, low, high, uniforms):
+    """Draw a value in each row's state, restricted to the row's interval.
+
+    The state's piecewise-linear CDF is cut to ``[low, high]`` and inverted at ``uniforms``.
+    Rows whose state is a single value get that value.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n_rows,)`` values.
+    """
+    n_pieces = knots.shape[1] - 1
+    values = np.empty(len(states))
+    for row in range(len(states)):
+        state_knots = knots[states[row]]
+        lower = _knot_cdf(state_knots, low[row])
+        upper = _knot_cdf(state_knots, high[row])
+        position = (lower + uniforms[row] * (upper - lower)) * n_pieces
+        piece = min(int(position), n_pieces - 1)
+        fraction = position - piece
+        value = state_knots[piece] + fraction * (state_knots[piece + 1] - state_knots[piece])
+        values[row] = min(max(value, low[row]), high[row])
+
+    return values

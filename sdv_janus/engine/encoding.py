@@ -438,6 +438,14 @@ class ColumnCodec:
         """Raw values to int32 states."""
         return self.encoder.encode(self.to_numbers(values))
 
+    @property
+    def step(self):
+        """The resolution drawn numbers are rounded to, or None when they are not rounded."""
+        if self.decimal_places_ is not None:
+            return 10.0**-self.decimal_places_
+
+        return None if self.datetime_unit_ is None else float(self.datetime_unit_)
+
     def round(self, numbers):
         """Round float64 numbers to the column's resolution (decimals, or the datetime unit)."""
         if self.decimal_places_ is not None:

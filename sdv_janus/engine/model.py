@@ -10,10 +10,13 @@ import time
 import networkx as nx
 import numpy as np
 
-from sdv_janus.engine.encoding import ColumnCodec
+from sdv_janus.engine.constrained import ConstrainedSampler, ConstraintPlanner
+from sdv_janus.engine.encoding import CATEGORICAL, ColumnCodec
+from sdv_janus.engine.rules import AllowedTuples, AllOf, InSet, Linear
 from sdv_janus.engine.sampling import StateSampler, stratified_draws
 from sdv_janus.engine.structure import coarsen_states, learn_structure
 from sdv_janus.engine.trees import TreeSettings, grow_tree
+from sdv_janus.engine.uncertainty import score_columns
 
 LOGGER = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class JanusModel:
         Ordered columns are coarsened to this many groups for structure learning only.
     candidates_per_row : int, default=32
         Importance-resampling pool per output row when sampling under conditions.
+    constraint_candidates : int, default=16
+        Valid candidates drawn per output row under constraints, one kept by weight.
     graph : networkx.DiGraph or None, default=None
         A user-given DAG over column names; learned from the data when None.
     """
@@ -62,6 +67,7 @@ class JanusModel:
         max_exact_values=64,
         structure_groups=8,
         candidates_per_row=32,
+        constraint_candidates=16,
         graph=None,
     ):
         self.max_parents = max_parents
@@ -76,6 +82,7 @@ class JanusModel:
         self.max_exact_values = max_exact_values
         self.structure_groups = structure_groups
         self.candidates_per_row = candidates_per_row
+        self.constraint_candidates = constraint_candidates
         self.user_graph = graph
         self._rng = np.random.default_rng()
 
@@ -88,7 +95,7 @@ class JanusModel:
         """Names of the modelled columns, in input order."""
         return [codec.spec.name for codec in self.codecs_]
 
-    def fit(self, columns, specs):
+    def fit(self, columns, specs, constraints=()):
         """Learn the model.
 
         Parameters
@@ -97,6 +104,9 @@ class JanusModel:
             Raw values of every column (all of the same length).
         specs : sequence of ColumnSpec
             One spec per column to model.
+        constraints : sequence, default=()
+            Formulas of :mod:`sdv_janus.engine.rules` that every sampled row must satisfy. An
+            :class:`AllowedTuples` whose ``rows`` is None allows the combinations seen here.
 
         Returns
         -------
@@ -124,6 +134,8 @@ class JanusModel:
         self.graph_ = _graph_of_trees(self.trees_)
         LOGGER.info('Graph has %d edges', self.graph_.number_of_edges())
         self.sampler_ = StateSampler(self.trees_, self.graph_, self.candidates_per_row)
+        self.constraints_ = [_with_training_rows(rule, columns) for rule in constraints]
+        self._constrained_sampler = self._build_constrained_sampler(self.constraints_)
         LOGGER.info('Fitted in %.2fs', time.perf_counter() - started)
         return self
 
@@ -220,7 +232,15 @@ class JanusModel:
 
         return states
 
-    def sample(self, num_rows, conditions=None):
+    def _build_constrained_sampler(self, formulas):
+        """Back-fill the formulas (raising if they cannot hold) into a sampler, or None."""
+        if not formulas:
+            return None
+
+        plans = ConstraintPlanner(self, formulas).plans()
+        return ConstrainedSampler(self, plans, self.constraint_candidates)
+
+    def sample(self, num_rows, conditions=None, constraints=()):
         """Draw rows of raw values.
 
         Parameters
@@ -230,6 +250,8 @@ class JanusModel:
         conditions : mapping of str to value, optional
             Values that every row must take; the other columns are drawn from the model's
             posterior given them.
+        constraints : sequence, default=()
+            Formulas that hold for this draw only, on top of those given to ``fit``.
 
         Returns
         -------
@@ -237,17 +259,80 @@ class JanusModel:
             Raw values per column: categories, float64 numbers or datetime64[ns].
         """
         conditions = dict(conditions or {})
-        states = self.sampler_.sample(num_rows, self._rng, self.condition_states(conditions))
+        numbers = {}
+        if self.constraints_ or constraints:
+            sampler = self._constrained_sampler
+            if conditions or constraints:
+                formulas = self.constraints_ + list(constraints)
+                sampler = self._build_constrained_sampler(formulas + self._condition_atoms(conditions))
+
+            states, numbers = sampler.sample(num_rows, self._rng)
+        else:
+            states = self.sampler_.sample(num_rows, self._rng, self.condition_states(conditions))
+
+        return self._decode(states, numbers, conditions)
+
+    def _condition_atoms(self, conditions):
+        """Fixed values as constraints: two bounds for numbers, a one-value set otherwise."""
+        self.condition_states(conditions)
+        atoms = []
+        for name, value in conditions.items():
+            label = f'condition {name}={value!r}'
+            codec = self.codecs_[self.columns.index(name)]
+            number = codec.to_numbers(np.array([value], dtype=object))[0]
+            if codec.spec.kind == CATEGORICAL or np.isnan(number):
+                atoms.append(InSet(name, (value,), label))
+            else:
+                atoms.append(Linear(((name, 1.0),), -number, False, label))
+                atoms.append(Linear(((name, -1.0),), number, False, label))
+
+        return atoms
+
+    def _decode(self, states, numbers, conditions):
+        """States (and numbers already drawn under constraints) to raw values."""
+        num_rows = len(states)
         output = {}
         for index, codec in enumerate(self.codecs_):
             name = codec.spec.name
             uniforms = stratified_draws(states[:, index], codec.n_states, self._rng)
             if name in conditions:
                 output[name] = np.full(num_rows, conditions[name], dtype=object)
+            elif name in numbers:
+                output[name] = codec.from_numbers(numbers[name])
             else:
                 output[name] = codec.decode(states[:, index], uniforms)
 
         return output
+
+    def uncertainty(self, columns, allowed=None):
+        """Total, aleatoric and epistemic uncertainty of raw rows, per row and column.
+
+        Parameters
+        ----------
+        columns : mapping of str to array-like
+            Raw values of every modelled column, each of length ``n_rows``.
+        allowed : mapping of int to numpy.ndarray, optional
+            Column index to bool ``(n_rows, n_states)``: the states sampling may draw.
+
+        Returns
+        -------
+        UncertaintyScores
+            See :mod:`sdv_janus.engine.uncertainty` for the figures, units and unseen values.
+        """
+        return score_columns(self.codecs_, self.trees_, columns, allowed)
+
+
+def _with_training_rows(formula, columns):
+    """Fill an :class:`AllowedTuples` without rows with the combinations seen in training."""
+    if isinstance(formula, AllowedTuples) and formula.rows is None:
+        table = np.column_stack([np.asarray(columns[name], dtype=object) for name in formula.columns])
+        seen = {tuple(row) for row in table.tolist()}
+        return AllowedTuples(formula.columns, tuple(seen), formula.name)
+
+    if isinstance(formula, AllOf):
+        return AllOf(tuple(_with_training_rows(item, columns) for item in formula.items))
+
+    return formula
 
 
 def _graph_of_trees(trees):

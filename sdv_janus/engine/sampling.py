@@ -39,8 +39,9 @@ class StateSampler:
         self.graph = graph
         self.order = list(nx.lexicographical_topological_sort(graph))
         self.candidates_per_row = candidates_per_row
-        self._cumulative = [np.cumsum(tree.predictive(), axis=1) for tree in self.trees]
-        self._log_predictive = [np.log(tree.predictive()) for tree in self.trees]
+        self.predictive = [tree.predictive() for tree in self.trees]
+        self.cumulative = [np.cumsum(predictive, axis=1) for predictive in self.predictive]
+        self._log_predictive = [np.log(predictive) for predictive in self.predictive]
 
     def sample(self, n_rows, rng, fixed=None):
         """Draw ``n_rows`` encoded rows.
@@ -62,7 +63,7 @@ class StateSampler:
         fixed = fixed or {}
         upstream = self._upstream_of(fixed)
         if not upstream:
-            return self._forward(np.empty((n_rows, len(self.trees)), np.int32), fixed, rng)
+            return self.forward(np.empty((n_rows, len(self.trees)), np.int32), rng, fixed)
 
         chunk = max(1, _POOL_ROWS_PER_CHUNK // self.candidates_per_row)
         if n_rows > chunk:
@@ -72,14 +73,14 @@ class StateSampler:
 
         pool_size = n_rows * self.candidates_per_row
         pool = np.empty((pool_size, len(self.trees)), dtype=np.int32)
-        pool = self._forward(pool, fixed, rng, columns=upstream | set(fixed))
+        pool = self.forward(pool, rng, fixed, columns=upstream | set(fixed))
         log_weights = self._condition_log_likelihood(pool, fixed)
         chosen = _resample(log_weights, n_rows, rng)
         LOGGER.debug(
             'Conditioned on %d columns: effective pool size %.0f of %d',
             len(fixed), _effective_size(log_weights), pool_size,
         )
-        return self._forward(pool[chosen], fixed, rng, skip=upstream | set(fixed))
+        return self.forward(pool[chosen], rng, fixed, skip=upstream | set(fixed))
 
     def _upstream_of(self, fixed):
         """Unconditioned ancestors of the conditioned columns."""
@@ -89,8 +90,23 @@ class StateSampler:
 
         return ancestors - set(fixed)
 
-    def _forward(self, states, fixed, rng, columns=None, skip=()):
-        """Fill ``states`` column by column in topological order."""
+    def forward(self, states, rng, fixed=None, columns=None, skip=()):
+        """Fill ``states`` column by column in topological order.
+
+        Parameters
+        ----------
+        states : numpy.ndarray
+            int32 ``(n_rows, n_columns)``, filled in place (and returned).
+        rng : numpy.random.Generator
+            Source of randomness.
+        fixed : dict of int to int, optional
+            Columns set to one state.
+        columns : collection of int, optional
+            Only these columns are drawn (all by default).
+        skip : collection of int, optional
+            These columns are left as they are.
+        """
+        fixed = fixed or {}
         n_rows = states.shape[0]
         for column in self.order:
             if column in skip or (columns is not None and column not in columns):
@@ -102,7 +118,7 @@ class StateSampler:
 
             leaves = self.trees[column].leaves_of(states)
             uniforms = stratified_draws(leaves, self.trees[column].n_leaves, rng)
-            states[:, column] = draw_states(self._cumulative[column], leaves, uniforms)
+            states[:, column] = draw_states(self.cumulative[column], leaves, uniforms)
 
         return states
 

@@ -1,0 +1,411 @@
+"""Sampling under constraints: back-filled truncation, weighted so the output stays faithful.
+
+Each column is drawn from its leaf distribution truncated to the interval (numerical and
+datetime columns) or the set of states (categorical ones) that the back-filling plan allows
+given the columns drawn before it, so every row satisfies every rule by construction and none is
+ever rejected. Truncation alone would bias the ancestors of a constrained column: a parent state
+whose children can barely satisfy a rule would be drawn as often as one whose children always
+can. So truncated forward sampling is used as an importance sampler: a candidate's weight is
+the product over truncated columns of the mass ``Z_k`` their leaf distribution had inside the
+feasible cut, and each output row keeps one of ``K`` valid candidates in proportion to its weight
+(sampling-importance-resampling). As ``K`` grows the rows follow the model's distribution
+restricted to the feasible set. Formulas with alternatives (``or``, ``if ... then``) are split
+into disjoint terms; each candidate follows one combination of terms, chosen uniformly, which
+keeps the weights exact because the combinations do not overlap.
+
+Columns that no rule mentions and that are not ancestors of one are drawn afterwards, once per
+output row, from their untruncated trees.
+"""
+
+import logging
+import warnings
+from itertools import product
+
+import networkx as nx
+import numpy as np
+
+from sdv_janus.engine._kernels import draw_inside_interval, draw_states, interval_mass
+from sdv_janus.engine.encoding import CATEGORICAL
+from sdv_janus.engine.feasibility import (
+    InfeasibleConstraintsError,
+    LinearRule,
+    TableRule,
+    backfill,
+)
+from sdv_janus.engine.rules import AllowedTuples, InSet, Linear, atom_names, disjoint_terms
+
+LOGGER = logging.getLogger(__name__)
+
+MAX_COMBINATIONS = 256
+
+
+class ConstraintGuaranteeWarning(UserWarning):
+    """A drawn value could not be rounded inside its feasible interval."""
+
+
+class ConstraintPlanner:
+    """Turns formulas into back-filling plans for a fitted model.
+
+    Parameters
+    ----------
+    model : JanusModel
+        The fitted model (its codecs give states, ranges and rounding; its sampler the order).
+    formulas : sequence
+        Formulas of :mod:`sdv_janus.engine.rules`, all of which must hold.
+    """
+
+    def __init__(self, model, formulas):
+        self.model = model
+        self.formulas = list(formulas)
+        self._codec = {codec.spec.name: codec for codec in model.codecs_}
+        self.order = [model.columns[index] for index in model.sampler_.order]
+        for formula in self.formulas:
+            self._check_columns(formula)
+
+    def plans(self):
+        """One plan per feasible combination of disjoint terms.
+
+        Raises
+        ------
+        InfeasibleConstraintsError
+            When no combination can hold, naming the constraints in conflict.
+        """
+        term_lists = [disjoint_terms(formula) for formula in self.formulas]
+        n_combinations = int(np.prod([len(terms) for terms in term_lists]))
+        if n_combinations > MAX_COMBINATIONS:
+            raise ValueError(
+                f'The constraints split into {n_combinations} cases (alternatives multiply); '
+                f'at most {MAX_COMBINATIONS} are supported. Combine alternatives into fewer rules.'
+            )
+
+        plans, errors = [], []
+        for combination in product(*term_lists):
+            atoms = [atom for term in combination for atom in term]
+            try:
+                plans.append(self._plan(atoms))
+            except InfeasibleConstraintsError as error:
+                errors.append(error)
+
+        if not plans:
+            conflicting = frozenset().union(*(error.conflicting for error in errors))
+            ranges = frozenset().union(*(error.ranges for error in errors))
+            if len(errors) == 1:
+                raise errors[0]
+
+            raise InfeasibleConstraintsError(conflicting, ranges, 'in every case of alternatives')
+
+        return plans
+
+    def _plan(self, atoms):
+        """Back-fill one conjunction of atoms."""
+        linear = [self._linear_rule(atom) for atom in atoms if isinstance(atom, Linear)]
+        tables = [self._table_rule(atom) for atom in atoms if not isinstance(atom, Linear)]
+        linear_columns = {column for rule in linear for column in rule.coefficients}
+        table_columns = {column for rule in tables for column in rule.columns}
+        both = sorted(linear_columns & table_columns)
+        if both:
+            raise ValueError(
+                f'The column(s) {both} appear both in arithmetic rules and in sets or tables of '
+                'values; a column can be constrained one way only.'
+            )
+
+        domains = self._domains(linear_columns)
+        return backfill(self.order, linear, tables, domains, self._integer_columns())
+
+    def _linear_rule(self, atom):
+        return LinearRule(dict(atom.coefficients), atom.constant, atom.strict, frozenset([atom.name]))
+
+    def _table_rule(self, atom):
+        if isinstance(atom, InSet):
+            codec = self._codec[atom.column]
+            states = codec.encode(np.array(atom.values, dtype=object))
+            allowed = np.isin(np.arange(codec.n_states), states[states >= 0])
+            if atom.negated:
+                allowed = ~allowed
+
+            rows = np.flatnonzero(allowed)[:, None]
+            return TableRule((atom.column,), rows.astype(np.int64), frozenset([atom.name]))
+
+        columns = np.array(atom.rows, dtype=object).reshape(-1, len(atom.columns))
+        states = np.column_stack(
+            [self._codec[name].encode(columns[:, i]) for i, name in enumerate(atom.columns)]
+        )
+        states = np.unique(states[(states >= 0).all(axis=1)], axis=0)
+        return TableRule(tuple(atom.columns), states.astype(np.int64), frozenset([atom.name]))
+
+    def _domains(self, linear_columns):
+        """Training ranges of the columns in arithmetic rules, numbers of states of the rest."""
+        domains = {}
+        for name, codec in self._codec.items():
+            if name not in linear_columns:
+                domains[name] = codec.n_states
+            else:
+                low, high = codec.encoder.min_, codec.encoder.max_
+                domains[name] = (-np.inf, np.inf) if np.isnan(low) else (low, high)
+
+        return domains
+
+    def _integer_columns(self):
+        return {name for name, codec in self._codec.items() if codec.decimal_places_ == 0}
+
+    def _check_columns(self, formula):
+        """Every column is modelled and of the kind the atom needs."""
+        for atom in _atoms_of(formula):
+            for column in getattr(atom, 'columns', ()):
+                if column not in self._codec:
+                    raise ValueError(
+                        f"The constraint '{atom.name}' names the column '{column}', which is not "
+                        'modelled.'
+                    )
+
+                is_categorical = self._codec[column].spec.kind == CATEGORICAL
+                if isinstance(atom, Linear) and is_categorical:
+                    raise ValueError(
+                        f"The constraint '{atom.name}' uses the categorical column '{column}' in "
+                        'arithmetic; only numerical and datetime columns can be.'
+                    )
+
+
+def _atoms_of(formula):
+    if isinstance(formula, (Linear, InSet, AllowedTuples)):
+        yield formula
+    elif hasattr(formula, 'items'):
+        for item in formula.items:
+            yield from _atoms_of(item)
+    else:
+        yield from _atoms_of(formula.item)
+
+
+class ConstrainedSampler:
+    """Draws rows that satisfy back-filled plans, by weighted truncated forward sampling.
+
+    Parameters
+    ----------
+    model : JanusModel
+        The fitted model.
+    plans : list of BackfillPlan
+        Disjoint cases; each candidate follows one, chosen uniformly.
+    candidates_per_row : int
+        Number ``K`` of valid candidates drawn per output row.
+    """
+
+    def __init__(self, model, plans, candidates_per_row):
+        self.model = model
+        self.plans = plans
+        self.candidates_per_row = candidates_per_row
+        self.constrained = self._constrained_columns()
+        self.interval_columns = {
+            self.model.columns.index(column)
+            for plan in self.plans
+            for rules in plan.linear_by_column.values()
+            for rule in rules
+            for column in rule.coefficients
+        }
+        graph = model.sampler_.graph
+        needed = set(self.constrained)
+        for column in self.constrained:
+            needed |= nx.ancestors(graph, column)
+
+        self.needed = needed
+
+    def _constrained_columns(self):
+        """Indices of the columns some plan restricts."""
+        names = set()
+        for plan in self.plans:
+            for by_column in (plan.linear_by_column, plan.tables_by_column):
+                for rules in by_column.values():
+                    for rule in rules:
+                        names.update(getattr(rule, 'coefficients', None) or rule.columns)
+
+        return {self.model.columns.index(name) for name in names}
+
+    def sample(self, n_rows, rng):
+        """Draw ``n_rows`` valid rows.
+
+        Returns
+        -------
+        tuple
+            int32 ``(n_rows, n_columns)`` states, and a dict of float64 numbers for the
+            constrained numerical columns (already rounded inside their intervals).
+        """
+        n_candidates = n_rows * self.candidates_per_row
+        n_columns = len(self.model.codecs_)
+        states = np.zeros((n_candidates, n_columns), dtype=np.int32)
+        numbers = {}
+        log_weights = np.zeros(n_candidates)
+        case = rng.integers(0, len(self.plans), size=n_candidates)
+        for index, plan in enumerate(self.plans):
+            rows = np.flatnonzero(case == index)
+            part_states, part_numbers, part_weights = self._draw_case(plan, len(rows), rng)
+            states[rows] = part_states
+            log_weights[rows] = part_weights
+            for name, values in part_numbers.items():
+                numbers.setdefault(name, np.full(n_candidates, np.nan))[rows] = values
+
+        chosen = _choose_per_row(log_weights.reshape(n_rows, -1), rng)
+        chosen += np.arange(n_rows) * self.candidates_per_row
+        states = np.ascontiguousarray(states[chosen])
+        numbers = {name: values[chosen] for name, values in numbers.items()}
+        self.model.sampler_.forward(states, rng, skip=self.needed)
+        return states, numbers
+
+    def _draw_case(self, plan, n_rows, rng):
+        """Truncated forward draw of the needed columns under one plan."""
+        model = self.model
+        states = np.zeros((n_rows, len(model.codecs_)), dtype=np.int32)
+        numbers, named_states = {}, {}
+        log_weights = np.zeros(n_rows)
+        for column in model.sampler_.order:
+            if column not in self.needed:
+                continue
+
+            codec = model.codecs_[column]
+            name = codec.spec.name
+            tree = model.trees_[column]
+            leaves = tree.leaves_of(states)
+            probabilities = model.sampler_.predictive[column][leaves]
+            if column not in self.constrained:
+                states[:, column] = draw_states(
+                    model.sampler_.cumulative[column], leaves, rng.random(n_rows)
+                )
+            elif column not in self.interval_columns:
+                mask = plan.allowed_states(name, named_states, codec.n_states, n_rows)
+                drawn, log_mass = _draw_from_set(probabilities, tree.prior, mask, rng)
+                states[:, column] = drawn
+                log_weights += log_mass
+            else:
+                drawn, values, log_mass = _draw_from_interval(
+                    codec, probabilities, tree.prior, plan, numbers, n_rows, rng
+                )
+                states[:, column] = drawn
+                numbers[name] = values
+                log_weights += log_mass
+
+            named_states[name] = states[:, column]
+
+        return states, numbers, log_weights
+
+
+def _draw_from_set(probabilities, prior, mask, rng):
+    """Draw states restricted to a per-row allowed set; returns states and log masses."""
+    if mask is None:
+        mask = np.ones_like(probabilities, dtype=bool)
+
+    weights = probabilities * mask
+    mass = weights.sum(axis=1)
+    empty = mass <= 0
+    if empty.any():
+        # The model puts no mass on the allowed states: fall back to the prior, then uniform.
+        weights[empty] = prior[None, :] * mask[empty]
+        still_empty = weights.sum(axis=1) <= 0
+        weights[still_empty] = mask[still_empty].astype(float)
+
+    drawn = _draw_rows(weights, rng)
+    with np.errstate(divide='ignore'):
+        return drawn, np.log(mass)
+
+
+def _draw_from_interval(codec, probabilities, prior, plan, numbers, n_rows, rng):
+    """Draw states and values of a numerical column inside each row's feasible interval."""
+    encoder = codec.encoder
+    low, high, low_strict, high_strict = _bounds(plan, codec.spec.name, numbers, n_rows)
+    mass_in = interval_mass(encoder.knots_, low, high, low_strict, high_strict, encoder.n_states)
+    weights = probabilities * mass_in
+    mass = weights.sum(axis=1)
+
+    # A single feasible value (an equality, or a condition): the value is fixed, and the weight
+    # is the probability of the state that holds it.
+    single = np.isfinite(low) & (high - low <= 1e-12 * np.maximum(1.0, np.abs(low)))
+    empty = (mass <= 0) & ~single
+    if empty.any():
+        weights[empty] = prior[None, :] * mass_in[empty]
+
+    uniform = (weights.sum(axis=1) <= 0) | single
+    weights[uniform] = 1.0
+    drawn = _draw_rows(weights, rng)
+    values = draw_inside_interval(
+        encoder.knots_, np.minimum(drawn, encoder.n_value_states - 1).astype(np.int32),
+        low, high, rng.random(n_rows),
+    )
+
+    # Fallbacks draw the value inside the interval itself and take the state that holds it.
+    values[uniform] = _uniform_inside(low[uniform], high[uniform], rng)
+    drawn[uniform] = encoder.encode(values[uniform])
+    values[drawn == encoder.missing_state] = np.nan
+    values = _round_inward(codec, values, low, high, low_strict, high_strict)
+
+    with np.errstate(divide='ignore'):
+        log_mass = np.log(mass)
+        log_mass[single] = np.log(probabilities[single, drawn[single]])
+
+    return drawn, values, log_mass
+
+
+def _bounds(plan, name, numbers, n_rows):
+    """The plan's interval for a column; rules on null values hold vacuously."""
+    prefix = {column: np.nan_to_num(values, nan=np.nan) for column, values in numbers.items()}
+    low, high, low_strict, high_strict = plan.linear_bounds(name, prefix, n_rows)
+    low = np.where(np.isnan(low), -np.inf, low)
+    high = np.where(np.isnan(high), np.inf, high)
+    return low, high, low_strict.astype(bool), high_strict.astype(bool)
+
+
+def _uniform_inside(low, high, rng):
+    """Uniform draws in ``[low, high]`` (finite ends, as the training range bounds them)."""
+    return low + rng.random(len(low)) * (high - low)
+
+
+def _round_inward(codec, values, low, high, low_strict, high_strict):
+    """Round values to the column's resolution without leaving the feasible interval."""
+    step = codec.step
+    if step is None:
+        return values
+
+    rounded = codec.round(values)
+    too_low = (rounded < low) | (low_strict & (rounded <= low))
+    rounded[too_low] = codec.round(_grid_above(low[too_low], step, low_strict[too_low]))
+    too_high = (rounded > high) | (high_strict & (rounded >= high))
+    rounded[too_high] = codec.round(_grid_below(high[too_high], step, high_strict[too_high]))
+
+    outside = (rounded < low) | (rounded > high)
+    if outside.any():
+        warnings.warn(
+            f"{int(outside.sum())} value(s) of '{codec.spec.name}' have no point of its "
+            f'resolution ({step:g}) inside their feasible interval; they are left unrounded.',
+            ConstraintGuaranteeWarning,
+            stacklevel=3,
+        )
+        rounded[outside] = values[outside]
+
+    return rounded
+
+
+def _grid_above(bound, step, strict):
+    grid = np.ceil(np.round(bound / step, 9)) * step
+    return np.where(strict & (grid <= bound), grid + step, grid)
+
+
+def _grid_below(bound, step, strict):
+    grid = np.floor(np.round(bound / step, 9)) * step
+    return np.where(strict & (grid >= bound), grid - step, grid)
+
+
+def _draw_rows(weights, rng):
+    """One state per row in proportion to that row's weights."""
+    cumulative = np.cumsum(weights, axis=1)
+    rows = np.arange(len(weights), dtype=np.int32)
+    return draw_states(np.ascontiguousarray(cumulative), rows, rng.random(len(weights)))
+
+
+def _choose_per_row(log_weights, rng):
+    """For each row of ``(n_rows, K)`` log weights, the index of the kept candidate."""
+    finite = np.isfinite(log_weights)
+    top = np.where(finite.any(axis=1), np.max(np.where(finite, log_weights, -np.inf), axis=1), 0)
+    weights = np.where(finite, np.exp(log_weights - top[:, None]), 0.0)
+    weights[~finite.any(axis=1)] = 1.0
+    return _draw_rows(weights, rng).astype(np.int64)
+
+
+def names_in(formulas):
+    """All constraint names in a list of formulas."""
+    return set().union(*(atom_names(formula) for formula in formulas)) if formulas else set()
