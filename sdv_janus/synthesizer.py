@@ -13,6 +13,7 @@ from sdv.single_table.base import BaseSingleTableSynthesizer
 
 from sdv_janus.engine import ColumnSpec, JanusModel
 from sdv_janus.errors import JanusInputError
+from sdv_janus.uncertainty_api import UncertaintyMixin
 
 LOGGER = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ _PARAMETER_RULES = {
 }
 
 
-class JanusSynthesizer(BaseSingleTableSynthesizer):
+class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
     """Synthesizer built on JANUS: a DAG of Bayesian decision trees with Dirichlet leaves.
 
     Parameters
