@@ -8,11 +8,17 @@ clips, rounds and restores dtypes exactly as it does for its own synthesizers.
 
 import logging
 
+import warnings
+
 import pandas as pd
+from sdv.cag._utils import _validate_constraints_single_table
+from sdv.cag.programmable_constraint import ProgrammableConstraint, ProgrammableConstraintHarness
 from sdv.single_table.base import BaseSingleTableSynthesizer
 
+from sdv_janus.constraints import Rule, increments_of, translate
 from sdv_janus.engine import ColumnSpec, JanusModel
-from sdv_janus.errors import JanusInputError
+from sdv_janus.engine.feasibility import InfeasibleConstraintsError
+from sdv_janus.errors import JanusInputError, JanusWarning
 from sdv_janus.uncertainty_api import UncertaintyMixin
 
 LOGGER = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ _PARAMETER_RULES = {
     'max_depth': (int, lambda v: v >= 0, 'an int >= 0'),
     'n_bins': (int, lambda v: v >= 2, 'an int >= 2'),
     'candidates_per_row': (int, lambda v: v >= 1, 'an int >= 1'),
+    'constraint_candidates': (int, lambda v: v >= 1, 'an int >= 1'),
 }
 
 
@@ -69,6 +76,9 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         Target number of bins for numerical and datetime columns.
     candidates_per_row : int, default=32
         Importance-resampling pool per row when sampling under conditions.
+    constraint_candidates : int, default=16
+        Most valid candidates drawn per row under constraints (fewer when the rules rarely
+        bind); one is kept in proportion to its weight, which keeps the output faithful.
     graph : networkx.DiGraph or None, default=None
         A DAG over column names to use instead of learning one.
     """
@@ -89,6 +99,7 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         max_depth=16,
         n_bins=32,
         candidates_per_row=32,
+        constraint_candidates=16,
         graph=None,
     ):
         _check_parameters(locals())
@@ -106,11 +117,70 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         self.max_depth = max_depth
         self.n_bins = n_bins
         self.candidates_per_row = candidates_per_row
+        self.constraint_candidates = constraint_candidates
         self.graph = graph
+        self._engine_constraints = []
+        self._extra_rules = []
+        self.engine_rows_drawn = 0
+
+    def add_constraints(self, constraints):
+        """Attach constraints; the engine guarantees every one it can translate.
+
+        SDV's built-ins and this package's :class:`~sdv_janus.constraints.Rule` family are
+        enforced by the engine: every sampled row satisfies them, with no row rejected.
+        SDV still checks the training data against them. A ``ProgrammableConstraint`` is
+        handled as SDV handles it, by rejection, outside the guarantee.
+
+        Parameters
+        ----------
+        constraints : list
+            Constraint objects.
+
+        Raises
+        ------
+        InfeasibleConstraintsError
+            When the linear rules cannot hold together for any values; names them.
+        """
+        constraints = _validate_constraints_single_table(constraints, self._fitted)
+        translatable = [c for c in constraints if not isinstance(c, ProgrammableConstraint)]
+        for constraint in translatable:
+            constraint.get_updated_metadata(self._original_metadata)
+            if translate(constraint) is None and not _is_increment(constraint):
+                raise JanusInputError(f'The constraint {constraint!r} cannot be translated.')
+
+        # Rules that no values at all could satisfy are refused before anything is attached.
+        new_formulas = [translate(constraint) for constraint in translatable]
+        JanusModel.check_feasible(self._engine_formulas() + [f for f in new_formulas if f])
+        for constraint in constraints:
+            self._attach(constraint)
+
+    def _attach(self, constraint):
+        """Keep a checked constraint for the engine, and with SDV as a safety net."""
+        if isinstance(constraint, ProgrammableConstraint):
+            warnings.warn(
+                f'{type(constraint).__name__} cannot be translated for the JANUS engine; it is '
+                'enforced by rejection, outside the no-rejection guarantee, and sample() may '
+                'return fewer rows.',
+                JanusWarning,
+                stacklevel=3,
+            )
+            constraint = ProgrammableConstraintHarness(constraint)
+        else:
+            self._engine_constraints.append(constraint)
+
+        # SDV keeps checking the training data against every constraint, and keeps its filter
+        # on the output; the engine's rows always pass it.
+        self._reject_sampling_constraints.append(constraint)
+
+    def _engine_formulas(self):
+        """The attached constraints in the engine's form."""
+        formulas = [translate(constraint) for constraint in self._engine_constraints]
+        return [formula for formula in formulas if formula is not None]
 
     def _column_specs(self, processed_data):
         """Describe every processed column to the engine from the (modified) metadata."""
         columns_metadata = self.metadata.tables[self._table_name].columns
+        increments = increments_of(self._engine_constraints)
         specs = []
         for name in processed_data.columns:
             column = columns_metadata.get(name, {})
@@ -123,6 +193,7 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
                     round_values=self.enforce_rounding,
                     decimal_places=column.get('decimal_places'),
                     datetime_format=column.get('datetime_format'),
+                    increment=increments.get(name),
                 )
             )
 
@@ -139,10 +210,17 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             max_depth=self.max_depth,
             n_bins=self.n_bins,
             candidates_per_row=self.candidates_per_row,
+            constraint_candidates=self.constraint_candidates,
             graph=self.graph,
         )
         columns = {name: processed_data[name].to_numpy() for name in processed_data.columns}
-        self._model.fit(columns, self._column_specs(processed_data))
+        specs = self._column_specs(processed_data)
+        try:
+            self._model.fit(columns, specs, self._engine_formulas())
+        except InfeasibleConstraintsError:
+            raise
+        except ValueError as error:
+            raise JanusInputError(str(error)) from error
 
     def _sample(self, num_rows, conditions=None):
         """Draw ``num_rows`` rows in the processed space, every condition met."""
@@ -151,12 +229,52 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         if unknown:
             raise JanusInputError(f'Conditions name columns that are not modelled: {unknown}.')
 
+        rules = [rule.formula for rule in self._extra_rules]
         try:
-            drawn = self._model.sample(num_rows, conditions)
+            drawn = self._model.sample(num_rows, conditions, rules)
+        except InfeasibleConstraintsError:
+            raise
         except ValueError as error:
             raise JanusInputError(str(error)) from error
 
+        self.engine_rows_drawn += num_rows
         return pd.DataFrame(drawn, columns=self._model.columns)
+
+    def sample_with_rules(self, num_rows, rules, conditions=None):
+        """Sample rows that also satisfy ``rules`` for this draw only.
+
+        Useful for range conditions: ``sample_with_rules(100, [Rule('40000 <= salary <=
+        60000')], conditions={'gender': 'F'})``.
+
+        Parameters
+        ----------
+        num_rows : int
+            Number of rows.
+        rules : list of Rule
+            Rules for this draw, combined with the attached constraints.
+        conditions : dict, optional
+            Fixed values per column.
+
+        Returns
+        -------
+        dict
+            ``{table_name: DataFrame}`` of exactly ``num_rows`` rows.
+        """
+        rules = [rule if isinstance(rule, Rule) else Rule(rule) for rule in rules]
+        for rule in rules:
+            rule.validate(metadata=self._original_metadata)
+
+        self._extra_rules = rules
+        try:
+            if conditions:
+                from sdv.sampling import Condition
+
+                condition = Condition(dict(conditions), num_rows=num_rows)
+                return self.sample_from_conditions([condition], max_tries_per_batch=1)
+
+            return self.sample(num_rows)
+        finally:
+            self._extra_rules = []
 
     def get_graph(self):
         """Return the DAG over the modelled columns.
@@ -170,6 +288,11 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             raise JanusInputError('The synthesizer must be fitted before its graph exists.')
 
         return self._model.get_graph()
+
+
+def _is_increment(constraint):
+    """Whether a constraint is SDV's FixedIncrements (a rounding step, not a formula)."""
+    return type(constraint).__name__ == 'FixedIncrements'
 
 
 def _check_parameters(arguments):

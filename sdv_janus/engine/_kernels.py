@@ -215,3 +215,43 @@ def draw_inside_interval(knots, states, low, high, uniforms):
         values[row] = min(max(value, low[row]), high[row])
 
     return values
+
+
+@numba.njit('i4[:](f8[:, :], f8[:])', cache=True, nogil=True)
+def draw_from_weights(weights, uniforms):
+    """Draw one state per row in proportion to that row's non-negative weights.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        float64 ``(n_rows, n_states)``; each row must have a positive sum.
+    uniforms : numpy.ndarray
+        float64 ``(n_rows,)`` in ``[0, 1)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 ``(n_rows,)`` states.
+    """
+    n_rows, n_states = weights.shape
+    drawn = np.empty(n_rows, dtype=np.int32)
+    for row in range(n_rows):
+        total = 0.0
+        for state in range(n_states):
+            total += weights[row, state]
+
+        target = uniforms[row] * total
+        running = 0.0
+        chosen = n_states - 1
+        for state in range(n_states):
+            running += weights[row, state]
+            if running > target and weights[row, state] > 0.0:
+                chosen = state
+                break
+
+        while weights[row, chosen] <= 0.0 and chosen > 0:
+            chosen -= 1
+
+        drawn[row] = chosen
+
+    return drawn

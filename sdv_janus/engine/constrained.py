@@ -24,7 +24,12 @@ from itertools import product
 import networkx as nx
 import numpy as np
 
-from sdv_janus.engine._kernels import draw_inside_interval, draw_states, interval_mass
+from sdv_janus.engine._kernels import (
+    draw_from_weights,
+    draw_inside_interval,
+    draw_states,
+    interval_mass,
+)
 from sdv_janus.engine.encoding import CATEGORICAL
 from sdv_janus.engine.feasibility import (
     InfeasibleConstraintsError,
@@ -37,6 +42,11 @@ from sdv_janus.engine.rules import AllowedTuples, InSet, Linear, atom_names, dis
 LOGGER = logging.getLogger(__name__)
 
 MAX_COMBINATIONS = 256
+
+# Candidates per row are chosen so that CV^2 / K, the order of the resampling bias, stays below
+# this; the pilot that estimates CV^2 has this many candidates.
+_BIAS_TOLERANCE = 0.02
+_PILOT_ROWS = 2000
 
 
 class ConstraintGuaranteeWarning(UserWarning):
@@ -186,7 +196,7 @@ class ConstrainedSampler:
     plans : list of BackfillPlan
         Disjoint cases; each candidate follows one, chosen uniformly.
     candidates_per_row : int
-        Number ``K`` of valid candidates drawn per output row.
+        Largest number ``K`` of valid candidates drawn per output row.
     """
 
     def __init__(self, model, plans, candidates_per_row):
@@ -219,6 +229,24 @@ class ConstrainedSampler:
 
         return {self.model.columns.index(name) for name in names}
 
+    def candidates_needed(self, rng):
+        """Number of candidates per row that keeps the resampling bias small.
+
+        The bias of keeping one of ``K`` weighted candidates shrinks like ``CV^2 / K``, where
+        ``CV`` is the coefficient of variation of the weights. A pilot draw estimates ``CV^2``;
+        rules that rarely bind give nearly equal weights and need a single candidate.
+        """
+        _, _, log_weights = self._draw_candidates(_PILOT_ROWS, rng)
+        finite = log_weights[np.isfinite(log_weights)]
+        if len(finite) == 0:
+            return self.candidates_per_row
+
+        weights = np.exp(finite - finite.max())
+        squared_variation = weights.var() / max(weights.mean() ** 2, 1e-300)
+        needed = int(np.ceil(squared_variation / _BIAS_TOLERANCE))
+        LOGGER.debug('Weight CV^2 %.4f: %d candidate(s) per row', squared_variation, needed)
+        return int(np.clip(needed, 1, self.candidates_per_row))
+
     def sample(self, n_rows, rng):
         """Draw ``n_rows`` valid rows.
 
@@ -228,7 +256,17 @@ class ConstrainedSampler:
             int32 ``(n_rows, n_columns)`` states, and a dict of float64 numbers for the
             constrained numerical columns (already rounded inside their intervals).
         """
-        n_candidates = n_rows * self.candidates_per_row
+        per_row = self.candidates_needed(rng)
+        states, numbers, log_weights = self._draw_candidates(n_rows * per_row, rng)
+        chosen = _choose_per_row(log_weights.reshape(n_rows, per_row), rng)
+        chosen += np.arange(n_rows) * per_row
+        states = np.ascontiguousarray(states[chosen])
+        numbers = {name: values[chosen] for name, values in numbers.items()}
+        self.model.sampler_.forward(states, rng, skip=self.needed)
+        return states, numbers
+
+    def _draw_candidates(self, n_candidates, rng):
+        """Valid candidates of the needed columns, each following a case chosen uniformly."""
         n_columns = len(self.model.codecs_)
         states = np.zeros((n_candidates, n_columns), dtype=np.int32)
         numbers = {}
@@ -242,12 +280,7 @@ class ConstrainedSampler:
             for name, values in part_numbers.items():
                 numbers.setdefault(name, np.full(n_candidates, np.nan))[rows] = values
 
-        chosen = _choose_per_row(log_weights.reshape(n_rows, -1), rng)
-        chosen += np.arange(n_rows) * self.candidates_per_row
-        states = np.ascontiguousarray(states[chosen])
-        numbers = {name: values[chosen] for name, values in numbers.items()}
-        self.model.sampler_.forward(states, rng, skip=self.needed)
-        return states, numbers
+        return states, numbers, log_weights
 
     def _draw_case(self, plan, n_rows, rng):
         """Truncated forward draw of the needed columns under one plan."""
@@ -263,17 +296,18 @@ class ConstrainedSampler:
             name = codec.spec.name
             tree = model.trees_[column]
             leaves = tree.leaves_of(states)
-            probabilities = model.sampler_.predictive[column][leaves]
             if column not in self.constrained:
                 states[:, column] = draw_states(
                     model.sampler_.cumulative[column], leaves, rng.random(n_rows)
                 )
             elif column not in self.interval_columns:
                 mask = plan.allowed_states(name, named_states, codec.n_states, n_rows)
+                probabilities = model.sampler_.predictive[column][leaves]
                 drawn, log_mass = _draw_from_set(probabilities, tree.prior, mask, rng)
                 states[:, column] = drawn
                 log_weights += log_mass
             else:
+                probabilities = model.sampler_.predictive[column][leaves]
                 drawn, values, log_mass = _draw_from_interval(
                     codec, probabilities, tree.prior, plan, numbers, n_rows, rng
                 )
@@ -392,9 +426,7 @@ def _grid_below(bound, step, strict):
 
 def _draw_rows(weights, rng):
     """One state per row in proportion to that row's weights."""
-    cumulative = np.cumsum(weights, axis=1)
-    rows = np.arange(len(weights), dtype=np.int32)
-    return draw_states(np.ascontiguousarray(cumulative), rows, rng.random(len(weights)))
+    return draw_from_weights(np.ascontiguousarray(weights), rng.random(len(weights)))
 
 
 def _choose_per_row(log_weights, rng):
@@ -409,3 +441,35 @@ def _choose_per_row(log_weights, rng):
 def names_in(formulas):
     """All constraint names in a list of formulas."""
     return set().union(*(atom_names(formula) for formula in formulas)) if formulas else set()
+
+
+def check_linear_feasibility(formulas):
+    """Raise InfeasibleConstraintsError when the linear atoms cannot hold for any values.
+
+    Each combination of alternatives is tried with unbounded columns; category tests and
+    tables are left out (they need the fitted states).
+    """
+    term_lists = [disjoint_terms(formula) for formula in formulas]
+    if not term_lists or int(np.prod([len(terms) for terms in term_lists])) > MAX_COMBINATIONS:
+        return
+
+    errors = []
+    for combination in product(*term_lists):
+        rules = [
+            LinearRule(dict(atom.coefficients), atom.constant, atom.strict, frozenset([atom.name]))
+            for term in combination
+            for atom in term
+            if isinstance(atom, Linear)
+        ]
+        columns = sorted({column for rule in rules for column in rule.coefficients})
+        try:
+            backfill(columns, rules, [], {column: (-np.inf, np.inf) for column in columns})
+            return
+        except InfeasibleConstraintsError as error:
+            errors.append(error)
+
+    if len(errors) == 1:
+        raise errors[0]
+
+    conflicting = frozenset().union(*(error.conflicting for error in errors))
+    raise InfeasibleConstraintsError(conflicting, (), 'in every case of alternatives')

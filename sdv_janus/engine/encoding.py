@@ -44,6 +44,8 @@ class ColumnSpec:
         Fixed number of decimals for drawn numerical values.
     datetime_format : str or None, default=None
         ``strftime`` format used to parse string datetimes.
+    increment : float or None, default=None
+        For numerical columns: drawn values are multiples of this number.
     """
 
     name: str
@@ -52,6 +54,7 @@ class ColumnSpec:
     round_values: bool = True
     decimal_places: int | None = None
     datetime_format: str | None = None
+    increment: float | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -441,13 +444,21 @@ class ColumnCodec:
     @property
     def step(self):
         """The resolution drawn numbers are rounded to, or None when they are not rounded."""
+        if self.spec.increment:
+            return float(self.spec.increment)
+
         if self.decimal_places_ is not None:
             return 10.0**-self.decimal_places_
 
         return None if self.datetime_unit_ is None else float(self.datetime_unit_)
 
     def round(self, numbers):
-        """Round float64 numbers to the column's resolution (decimals, or the datetime unit)."""
+        """Round float64 numbers to the column's resolution (increment, decimals or time unit)."""
+        if self.spec.increment:
+            multiples = np.round(numbers / self.spec.increment) * self.spec.increment
+            digits = learn_decimal_places(np.array([self.spec.increment]))
+            return multiples if digits is None else np.round(multiples, digits)
+
         if self.decimal_places_ is not None:
             return np.round(numbers, self.decimal_places_)
 

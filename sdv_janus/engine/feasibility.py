@@ -753,19 +753,12 @@ def _implied_by_lp(
     others[i] = False
     working = others.copy() if others.sum() <= _SMALL_SYSTEM else start & others
     while True:
-        result = linprog(
-            rows.coef[i],
-            A_ub=-rows.coef[working],
-            b_ub=rows.const[working],
-            bounds=(None, None),
-            method="highs",
-            options=_HIGHS_OPTIONS,
-        )
+        result = _minimise(rows.coef[i], rows.coef[working], rows.const[working])
         if result.status == 2:
             return None
 
         if result.status == 0 and _is_implied(rows, i, result.fun):
-            return True
+            return _certified(rows, i, working, result.ineqlin.marginals)
 
         if result.status == 0:
             value = rows.coef @ result.x + rows.const
@@ -782,6 +775,49 @@ def _implied_by_lp(
             violated[np.argsort(value[violated])[:max_added]] if result.status == 0 else violated
         )
         working[worst] = True
+
+
+def _minimise(objective: np.ndarray, coef: np.ndarray, const: np.ndarray):
+    """Minimise ``objective @ x`` subject to ``coef @ x + const >= 0``.
+
+    ``objective`` has shape ``(n,)``, ``coef`` shape ``(k, n)`` and ``const`` shape ``(k,)``.
+    HiGHS's presolve can report an unbounded program as infeasible, so an infeasible verdict
+    is confirmed without presolve. Returns the ``scipy.optimize.OptimizeResult``.
+    """
+    for presolve in (True, False):
+        result = linprog(
+            objective,
+            A_ub=-coef,
+            b_ub=const,
+            bounds=(None, None),
+            method="highs",
+            options={**_HIGHS_OPTIONS, "presolve": presolve},
+        )
+        if result.status != 2:
+            break
+
+    return result
+
+
+def _certified(rows: _Rows, i: int, working: np.ndarray, marginals: np.ndarray) -> bool:
+    """Check the dual certificate that the working rows imply row ``i``.
+
+    With multipliers ``y >= 0`` (the negated ``marginals`` of the program, float64 of shape
+    ``(working.sum(),)``) such that ``coef_i = y @ coef_W``, every solution has
+    ``coef_i @ x >= -(y @ const_W)``. Checking this by hand guards against a solver that
+    reports an optimum it has not reached (which HiGHS can do on badly scaled rows).
+    """
+    y = -np.asarray(marginals, dtype=np.float64)
+    weight = max(1.0, float(np.abs(y).sum()))
+    if y.min(initial=0.0) < -ZERO_TOLERANCE * weight:
+        return False
+
+    y = np.maximum(y, 0.0)
+    residual = rows.coef[i] - y @ rows.coef[working]
+    if np.abs(residual).max(initial=0.0) > 100 * ZERO_TOLERANCE * weight:
+        return False
+
+    return _is_implied(rows, i, -float(y @ rows.const[working]))
 
 
 def _is_implied(rows: _Rows, i: int, minimum: float) -> bool:

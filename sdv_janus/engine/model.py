@@ -10,7 +10,11 @@ import time
 import networkx as nx
 import numpy as np
 
-from sdv_janus.engine.constrained import ConstrainedSampler, ConstraintPlanner
+from sdv_janus.engine.constrained import (
+    ConstrainedSampler,
+    ConstraintPlanner,
+    check_linear_feasibility,
+)
 from sdv_janus.engine.encoding import CATEGORICAL, ColumnCodec
 from sdv_janus.engine.rules import AllowedTuples, AllOf, InSet, Linear
 from sdv_janus.engine.sampling import StateSampler, stratified_draws
@@ -231,6 +235,14 @@ class JanusModel:
             states[index[name]] = state
 
         return states
+
+    @staticmethod
+    def check_feasible(formulas):
+        """Raise InfeasibleConstraintsError if the arithmetic rules can hold for no values.
+
+        Only the linear atoms are checked, with unbounded columns; nothing needs to be fitted.
+        """
+        check_linear_feasibility(formulas)
 
     def _build_constrained_sampler(self, formulas):
         """Back-fill the formulas (raising if they cannot hold) into a sampler, or None."""

@@ -465,21 +465,20 @@ def score_states(tables, states, allowed=None, estimator=dirichlet_uncertainty):
     unseen = states < 0
     # Any valid state stands in for an unseen one; rows whose path tests it are fixed below.
     routable = np.ascontiguousarray(np.where(unseen, 0, states), dtype=np.int32)
-    figures = np.empty((3,) + states.shape)
+    # Filled one contiguous column at a time; the scores are transposed views of it.
+    figures = np.empty((3, states.shape[1], states.shape[0]))
     allowed = allowed or {}
     for column, table in enumerate(tables):
         leaves = table.tree.leaves_of(routable)
         blocked = _blocked_rows(table.tree, leaves, unseen)
         if column in allowed:
-            figures[:, :, column] = _masked_figures(
-                table, leaves, blocked, allowed[column], estimator
-            )
+            figures[:, column] = _masked_figures(table, leaves, blocked, allowed[column], estimator)
             continue
 
-        figures[:, :, column] = table.leaf_figures[:, leaves]
-        figures[:, blocked, column] = table.prior_figures[:, None]
+        figures[:, column] = table.leaf_figures[:, leaves]
+        figures[:, column, blocked] = table.prior_figures[:, None]
 
-    return UncertaintyScores(figures[0], figures[1], figures[2], unseen)
+    return UncertaintyScores(figures[0].T, figures[1].T, figures[2].T, unseen)
 
 
 def _blocked_rows(tree, leaves, unseen):
