@@ -44,6 +44,7 @@ LOGGER = logging.getLogger(__name__)
 
 _IMPLICATION = re.compile(r'^\s*if\s+(?P<condition>.+?)\s+then\s+(?P<rule>.+)$', re.S)
 _QUOTED_NAME = re.compile(r'`([^`]+)`')
+_RELATIVE_TOLERANCE = 1e-9
 
 
 class Rule(BaseConstraint):
@@ -347,13 +348,17 @@ def holds(formula, frame):
     """Boolean Series: whether each row of ``frame`` satisfies ``formula`` (nulls pass)."""
     if isinstance(formula, Linear):
         total = pd.Series(formula.constant, index=frame.index, dtype=float)
+        scale = pd.Series(abs(formula.constant), index=frame.index, dtype=float)
         missing = pd.Series(False, index=frame.index)
         for column, coefficient in formula.coefficients:
             values = _as_numbers(frame[column])
             missing |= values.isna()
             total = total + coefficient * values
+            scale = scale + (coefficient * values).abs()
 
-        satisfied = total > 0 if formula.strict else total >= 0
+        # Sums of floats carry rounding noise: a non-strict rule (an equality is two of them)
+        # holds within 1e-9 of the size of its terms.
+        satisfied = total > 0 if formula.strict else total >= -_RELATIVE_TOLERANCE * scale
         return satisfied | missing
 
     if isinstance(formula, InSet):
