@@ -44,6 +44,10 @@ class UncertaintyMixin:
         tree that would have to test it to place the row answers with its prior alone (the
         leaf that no training row reached, the most uncertain answer it has).
 
+        Rows are scored against the untruncated leaves. To describe a column drawn under
+        constraints, the engine's ``JanusModel.uncertainty(columns, allowed)`` takes per-row
+        masks of the states the constraints allow and restricts each leaf's Dirichlet to them.
+
         Parameters
         ----------
         data : pandas.DataFrame or dict

@@ -7,9 +7,10 @@ ever rejected. Truncation alone would bias the ancestors of a constrained column
 whose children can barely satisfy a rule would be drawn as often as one whose children always
 can. So truncated forward sampling is used as an importance sampler: a candidate's weight is
 the product over truncated columns of the mass ``Z_k`` their leaf distribution had inside the
-feasible cut, and each output row keeps one of ``K`` valid candidates in proportion to its weight
-(sampling-importance-resampling). As ``K`` grows the rows follow the model's distribution
-restricted to the feasible set. Formulas with alternatives (``or``, ``if ... then``) are split
+feasible cut. ``K`` valid candidates are drawn per output row and ``n`` distinct ones are kept,
+each with probability proportional to its weight (sampling-importance-resampling with
+systematic, capped inclusion probabilities). The kept rows follow the weighted pool, which
+converges to the model's distribution restricted to the feasible set as the pool grows. Formulas with alternatives (``or``, ``if ... then``) are split
 into disjoint terms; each candidate follows one combination of terms, chosen uniformly, which
 keeps the weights exact because the combinations do not overlap.
 
@@ -45,8 +46,9 @@ MAX_COMBINATIONS = 256
 
 # Candidates per row are chosen so that CV^2 / K, the order of the resampling bias, stays below
 # this; the pilot that estimates CV^2 has this many candidates.
-_BIAS_TOLERANCE = 0.02
+_BIAS_TOLERANCE = 0.05
 _PILOT_ROWS = 2000
+_MAX_CAP_ROUNDS = 20
 
 
 class ConstraintGuaranteeWarning(UserWarning):
@@ -232,8 +234,9 @@ class ConstrainedSampler:
     def candidates_needed(self, rng):
         """Number of candidates per row that keeps the resampling bias small.
 
-        The bias of keeping one of ``K`` weighted candidates shrinks like ``CV^2 / K``, where
-        ``CV`` is the coefficient of variation of the weights. A pilot draw estimates ``CV^2``;
+        The variance of the importance weights, ``CV^2`` (squared coefficient of variation),
+        sets how much of the pool is wasted; ``K`` grows with it so the kept rows are a small
+        share of a pool that covers the feasible set well. A pilot draw estimates ``CV^2``;
         rules that rarely bind give nearly equal weights and need a single candidate.
         """
         _, _, log_weights = self._draw_candidates(_PILOT_ROWS, rng)
@@ -258,8 +261,7 @@ class ConstrainedSampler:
         """
         per_row = self.candidates_needed(rng)
         states, numbers, log_weights = self._draw_candidates(n_rows * per_row, rng)
-        chosen = _choose_per_row(log_weights.reshape(n_rows, per_row), rng)
-        chosen += np.arange(n_rows) * per_row
+        chosen = _choose_in_proportion(log_weights, n_rows, rng)
         states = np.ascontiguousarray(states[chosen])
         numbers = {name: values[chosen] for name, values in numbers.items()}
         self.model.sampler_.forward(states, rng, skip=self.needed)
@@ -429,13 +431,49 @@ def _draw_rows(weights, rng):
     return draw_from_weights(np.ascontiguousarray(weights), rng.random(len(weights)))
 
 
-def _choose_per_row(log_weights, rng):
-    """For each row of ``(n_rows, K)`` log weights, the index of the kept candidate."""
+def _choose_in_proportion(log_weights, n_rows, rng):
+    """Keep ``n_rows`` distinct candidates, each with probability proportional to its weight.
+
+    Systematic sampling over the (randomly ordered) pool: candidate ``i`` is kept with
+    probability ``pi_i = n_rows * w_i / sum(w)``, capped at one (the cap's excess is spread over
+    the others). Kept candidates are then distributed as the weighted pool, whose bias shrinks
+    with the pool size, and no candidate is kept twice.
+    """
+    if len(log_weights) == n_rows:
+        return np.arange(n_rows)
+
     finite = np.isfinite(log_weights)
-    top = np.where(finite.any(axis=1), np.max(np.where(finite, log_weights, -np.inf), axis=1), 0)
-    weights = np.where(finite, np.exp(log_weights - top[:, None]), 0.0)
-    weights[~finite.any(axis=1)] = 1.0
-    return _draw_rows(weights, rng).astype(np.int64)
+    if not finite.any():
+        return rng.choice(len(log_weights), size=n_rows, replace=False)
+
+    weights = np.where(finite, np.exp(log_weights - log_weights[finite].max()), 0.0)
+    inclusion = _capped_inclusion(weights, n_rows)
+    points = rng.random() + np.arange(n_rows)
+    chosen = np.searchsorted(np.cumsum(inclusion), points, side='right')
+    return np.minimum(chosen, len(weights) - 1)
+
+
+def _capped_inclusion(weights, n_rows):
+    """Inclusion probabilities proportional to ``weights``, none above one, summing to n."""
+    inclusion = np.zeros_like(weights)
+    capped = np.zeros(len(weights), dtype=bool)
+    for _ in range(_MAX_CAP_ROUNDS):
+        free = ~capped & (weights > 0)
+        remaining = n_rows - capped.sum()
+        inclusion[free] = remaining * weights[free] / weights[free].sum()
+        over = free & (inclusion > 1.0)
+        if not over.any():
+            break
+
+        capped |= over
+        inclusion[capped] = 1.0
+
+    if inclusion.sum() < n_rows - 1e-6:
+        # Fewer candidates with weight than rows: fill with zero-weight ones, uniformly.
+        zero = inclusion == 0
+        inclusion[zero] = (n_rows - inclusion.sum()) / zero.sum()
+
+    return np.minimum(inclusion, 1.0)
 
 
 def names_in(formulas):

@@ -27,12 +27,14 @@ A contradiction (a derived row ``0 >= c`` with ``c > 0``, or ``0 > 0``; an empty
 
 Notes
 -----
-Numerical care. Every row is scaled so that its largest absolute coefficient is 1. A
-coefficient that cancels to less than 1e-12 of the terms it came from is set to zero. Each row
-carries the magnitude of the constants it was summed from, and a derived constant row counts as
-a contradiction only beyond 1e-9 of that magnitude. In practice a bound may be off by about 1e-9
-relative to the size of the values involved; :meth:`BackfillPlan.linear_bounds` collapses
-bounds that cross by less than that into a single point.
+Numerical care. Every row is scaled so that its largest absolute coefficient is 1. Each row
+carries the magnitude of the terms it was summed from, and a coefficient or constant below 1e-12
+of that magnitude is rounding noise: it counts as zero (so a derived ``1e-17 > 0`` is the
+contradiction ``0 > 0``, and ``-1e-17 >= 0`` is no contradiction). Bounds computed from drawn
+values, and the implication tests that drop redundant rows, use a tolerance of 1e-9 relative to
+the size of the values involved, so a drawn row may miss a rule by about that much;
+:meth:`BackfillPlan.linear_bounds` collapses non-strict bounds that cross by less than that into
+a single point.
 
 Redundant rows. Fourier-Motzkin can square the number of rows at each step. Parallel rows (one
 a positive multiple of another, duplicates included) keep only the tightest, always. When
@@ -95,10 +97,12 @@ from scipy.optimize import linprog
 
 LOGGER = logging.getLogger(__name__)
 
-#: Coefficients whose size falls below this fraction of the terms they came from are zero.
+#: Rounding noise: a coefficient or constant below this fraction of the terms it was summed
+#: from counts as zero during the elimination.
 ZERO_TOLERANCE = 1e-12
 
-#: Relative tolerance for comparing constants and bounds.
+#: Tolerance, relative to the size of the values involved, for comparing bounds and for
+#: deciding that a row is implied by others.
 RELATIVE_TOLERANCE = 1e-9
 
 #: An elimination that would grow the system past this many rows first prunes redundant rows.
@@ -252,8 +256,11 @@ class BackfillPlan:
 
         Notes
         -----
-        For an integer column the bounds are integers and never strict; ``low > high`` there
-        means that only a non-integer value would fit (see the module notes).
+        Bounds that meet or cross by rounding noise only (1e-9 of the size of the values
+        involved) come back as one closed point, so that the interval is never empty after a
+        prefix drawn inside its own bounds. For an integer column the bounds are integers and
+        never strict; ``low > high`` there means that only a non-integer value would fit (see
+        the module notes).
         """
         # Each bound carries the size of the terms it sums, which sets its rounding noise.
         low, low_size = np.full(n_rows, -np.inf), np.zeros(n_rows)
@@ -272,8 +279,10 @@ class BackfillPlan:
                 )
 
         high = -high
-        tol = RELATIVE_TOLERANCE * np.maximum(1.0, np.maximum(low_size, high_size))
-        high = _collapse_crossing(low, high, low_strict | high_strict, tol)
+        tol = RELATIVE_TOLERANCE * np.fmax(low_size, high_size)
+        high, low_strict, high_strict = _collapse_crossing(
+            (low, low_strict), (high, high_strict), tol
+        )
         if column in self.integer_columns:
             low, high = _integer_bounds(low, high, low_strict, high_strict, tol)
             low_strict[:] = False
@@ -352,14 +361,14 @@ def _tighter_bound(
 
     Each bound is ``(value, size, strict)``: float64 values and sizes of shape ``(n_rows,)``
     (the size of the terms the value sums) and strictness. Bounds closer than the rounding
-    noise of their sizes are a tie: the greater value is kept, strict when either bound is.
-    NaN bounds (missing inputs) change nothing.
+    noise of their sizes (``ZERO_TOLERANCE`` times the size) are a tie: the greater value is
+    kept, strict when either bound is. NaN bounds (missing inputs) change nothing.
     """
     value, size, strict = current
     new_value, new_size, new_strict = new
     replace = new_value > value
     with np.errstate(invalid="ignore"):
-        noise = RELATIVE_TOLERANCE * np.maximum(1.0, np.fmax(size, new_size))
+        noise = ZERO_TOLERANCE * np.fmax(size, new_size)
         tie = np.abs(new_value - value) <= noise
 
     merged_strict = np.where(tie, strict | new_strict, np.where(replace, new_strict, strict))
@@ -368,13 +377,21 @@ def _tighter_bound(
 
 
 def _collapse_crossing(
-    low: np.ndarray, high: np.ndarray, any_strict: np.ndarray, tol: np.ndarray
-) -> np.ndarray:
-    """Return ``high``, with non-strict bounds that cross by less than ``tol`` set to ``low``."""
-    with np.errstate(invalid="ignore"):
-        noise = (low > high) & (low - high <= tol) & ~any_strict
+    low: tuple[np.ndarray, np.ndarray], high: tuple[np.ndarray, np.ndarray], tol: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Collapse bounds that meet or cross by less than ``tol`` into the single point ``low``.
 
-    return np.where(noise, low, high)
+    ``low`` and ``high`` are ``(value, strict)`` pairs of arrays of shape ``(n_rows,)``. A plan
+    never leaves an empty interval after a valid prefix, so such bounds are rounding noise;
+    the point returned is closed on both sides, which keeps the sampler out of a dead end at
+    the price of meeting a strict rule only up to that noise. Returns the new ``high`` and the
+    two strictness arrays.
+    """
+    (low, low_strict), (high, high_strict) = low, high
+    with np.errstate(invalid="ignore"):
+        meet = (low - high <= tol) & ((low > high) | ((low == high) & (low_strict | high_strict)))
+
+    return np.where(meet, low, high), low_strict & ~meet, high_strict & ~meet
 
 
 def _integer_bounds(
@@ -602,7 +619,7 @@ def _tighten_integers(rows: _Rows, integer: np.ndarray) -> _Rows:
 
     threshold = -rows.const[target]
     magnitude = np.maximum(1.0, np.maximum(np.abs(threshold), rows.scale[target]))
-    tol = RELATIVE_TOLERANCE * magnitude
+    tol = ZERO_TOLERANCE * magnitude
     rounded = np.where(
         rows.strict[target], np.floor(threshold + tol) + 1.0, np.ceil(threshold - tol)
     )
@@ -625,7 +642,7 @@ def _tighten_integers(rows: _Rows, integer: np.ndarray) -> _Rows:
 def _drop_constant_rows(rows: _Rows) -> _Rows:
     """Drop the rows without coefficients, raising if one of them is false."""
     constant = ~(rows.coef != 0).any(axis=1)
-    tol = RELATIVE_TOLERANCE * rows.scale
+    tol = ZERO_TOLERANCE * rows.scale
     false = constant & ((rows.const < -tol) | (rows.strict & (rows.const <= tol)))
     if false.any():
         # Report the contradiction that involves the fewest user constraints.
@@ -654,7 +671,7 @@ def _drop_parallel(rows: _Rows) -> _Rows:
     # the smallest count as equal, and among those a strict row wins.
     smallest = np.full(group.max() + 1, np.inf)
     np.minimum.at(smallest, group, rows.const)
-    tol = RELATIVE_TOLERANCE * np.maximum(rows.scale, np.maximum(np.abs(rows.const), 1.0))
+    tol = ZERO_TOLERANCE * np.maximum(rows.scale, np.abs(rows.const))
     near = rows.const <= smallest[group] + tol
     ranking = np.lexsort((rows.const, ~rows.strict, ~near, group))
     first = np.ones(len(rows), dtype=bool)
