@@ -182,6 +182,12 @@ class InfeasibleConstraintsError(ValueError):
     """
 
     def __init__(self, conflicting: Iterable[str], ranges: Iterable[str] = (), detail: str = ""):
+        if isinstance(conflicting, str):
+            # Re-raised with a message only (SDV's sampling loop does this): keep the message.
+            self.conflicting, self.ranges, self.detail = frozenset(), frozenset(), conflicting
+            super().__init__(conflicting)
+            return
+
         self.conflicting = frozenset(conflicting)
         self.ranges = frozenset(ranges)
         self.detail = detail
