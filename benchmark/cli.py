@@ -8,6 +8,7 @@ resume     continue the run saved in an output folder.
 report     write the CSV, Markdown leaderboard and plots of an output folder.
 scenarios  generate the constraint scenario file.
 datasets   list the datasets found and check their natural constraints.
+uncertainty  closed-form uncertainty vs Monte Carlo: speed at equal accuracy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from benchmark import datasets, jobs, runner, synthesizers
+from benchmark import datasets, jobs, runner, synthesizers, uncertainty_speed
 from benchmark.jobs import Job, JobSettings
 from benchmark.runner import RunConfig
 from benchmark.synthesizers import Budget
@@ -110,6 +111,10 @@ def _add_other_commands(commands) -> None:
 
     data = commands.add_parser("datasets", help="list datasets and check natural constraints")
     _add_common(data)
+
+    speed = commands.add_parser("uncertainty", help="closed form vs Monte Carlo uncertainty speed")
+    uncertainty_speed.add_arguments(speed)
+    _add_common(speed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,6 +305,11 @@ def command_datasets(args) -> int:
     return 0
 
 
+def command_uncertainty(args) -> int:
+    """Time the closed-form uncertainty against Monte Carlo at equal accuracy."""
+    return uncertainty_speed.run_from_args(args, " ".join(["python -m benchmark", *sys.argv[1:]]))
+
+
 COMMANDS = {
     "main": command_main,
     "run": command_run,
@@ -307,6 +317,7 @@ COMMANDS = {
     "report": command_report,
     "scenarios": command_scenarios,
     "datasets": command_datasets,
+    "uncertainty": command_uncertainty,
 }
 
 

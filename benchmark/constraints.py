@@ -408,6 +408,88 @@ def to_sdv(spec: dict, table_name: str, sdtypes: dict[str, str]):
     return cag.OneHotEncoding(list(spec["columns"]), table_name=table_name)
 
 
+def _quote(column: str) -> str:
+    return f"`{column}`"
+
+
+def _number(value, sdtype: str | None) -> str:
+    """Write a rule literal: numbers as they are, datetimes as nanoseconds since 1970."""
+    if sdtype == "datetime" or isinstance(value, str):
+        return repr(float(pd.Timestamp(value).value))
+    return repr(float(value))
+
+
+def _test_expression(test: dict, sdtypes: dict[str, str]) -> str | None:
+    """One test as a rule expression, or None if the rule language lacks it."""
+    column, op = _quote(test["column"]), test["op"]
+    if op in ("isnull", "notnull", "between"):
+        return None
+    if "other" in test:
+        return f"{column} {op} {_quote(test['other'])}"
+    value = test["value"]
+    if op in ("in", "notin"):
+        return f"{column} {'in' if op == 'in' else 'not in'} {list(value)!r}"
+    if sdtypes.get(test["column"]) in ("numerical", "datetime"):
+        return f"{column} {op} {_number(value, sdtypes.get(test['column']))}"
+    if op in ("==", "!="):
+        # A category test, also for numeric codes (an ordinal 'previous == 0').
+        return f"{column} {'in' if op == '==' else 'not in'} {[value]!r}"
+    return None
+
+
+def rule_expression(spec: dict, sdtypes: dict[str, str]) -> str | None:
+    """Write a specification in JANUS's rule language (``sdv_janus.constraints.Rule``).
+
+    Parameters
+    ----------
+    spec : dict
+        A constraint specification.
+    sdtypes : dict
+        Column name to sdtype (datetime bounds become nanoseconds).
+
+    Returns
+    -------
+    str or None
+        For example ``"`a` <= `b`"`` or ``"if `k` in ['x'] then `c` > 0.0"``; None when the
+        rule language cannot express it (missing-value tests, fixed combinations, order
+        comparisons on categorical or ordinal columns).
+    """
+    kind = spec.get("kind")
+    strict = bool(spec.get("strict"))
+    if kind == "inequality":
+        return f"{_quote(spec['high'])} {'>' if strict else '>='} {_quote(spec['low'])}"
+    if kind == "range":
+        sign = "<" if strict else "<="
+        names = [_quote(spec[k]) for k in ("low", "middle", "high")]
+        return f" {sign} ".join(names)
+    if kind == "linear":
+        terms = " + ".join(f"{float(a)!r} * {_quote(c)}" for c, a in spec["coefficients"].items())
+        constant = float(spec.get("constant", 0.0))
+        return f"{terms} + {constant!r} {'>' if strict else '>='} 0"
+    if kind == "bounds" and sdtypes.get(spec["column"]) in ("numerical", "datetime"):
+        return _bounds_expression(spec, sdtypes.get(spec["column"]))
+    if kind == "implication":
+        premise = [_test_expression(t, sdtypes) for t in spec["if"]]
+        conclusion = [_test_expression(t, sdtypes) for t in spec["then"]]
+        if None in premise + conclusion:
+            return None
+        return f"if {' and '.join(premise)} then {' and '.join(conclusion)}"
+    return None
+
+
+def _bounds_expression(spec: dict, sdtype: str | None) -> str | None:
+    sign = "<" if spec.get("strict") else "<="
+    column = _quote(spec["column"])
+    low, high = spec.get("low"), spec.get("high")
+    if low is not None and high is not None:
+        return f"{_number(low, sdtype)} {sign} {column} {sign} {_number(high, sdtype)}"
+    if low is not None:
+        return f"{column} {'>' if sign == '<' else '>='} {_number(low, sdtype)}"
+    if high is not None:
+        return f"{column} {sign} {_number(high, sdtype)}"
+    return None
+
+
 def _programmable_base():
     from sdv.cag import SingleTableProgrammableConstraint
 

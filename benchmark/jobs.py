@@ -223,35 +223,33 @@ def load_scenario(scenario_file: str | None, scenario_id: str) -> dict:
 
 
 def _attach_constraints(synth, specs: list[dict], dataset, synthesizer: str) -> str:
-    """Attach the specifications to ``synth``; return how (for the results table)."""
+    """Attach the specifications to ``synth``; return how (for the results table).
+
+    SDV's built-ins are used where SDV allows them; for JANUS, other rules become JANUS
+    ``Rule`` expressions where its rule language can say them; the rest become reject-only
+    SDV programmable constraints.
+    """
     if not specs:
         return ""
 
-    objects = []
-    modes = set()
+    objects, modes = [], set()
     for spec in specs:
         obj = None
-        if synthesizer == "JANUS":
-            obj = janus_constraint(spec, dataset.name)
+        if synthesizer == "JANUS" and not cons.sdv_compatible(spec, dataset.sdtypes):
+            obj = janus_constraint(spec, dataset.name, dataset.sdtypes)
         if obj is None:
             obj = cons.to_sdv(spec, dataset.name, dataset.sdtypes)
-            modes.add("sdv" if not isinstance(obj, cons.RejectConstraint) else "sdv-reject")
+            modes.add("sdv-reject" if isinstance(obj, cons.RejectConstraint) else "sdv")
         else:
-            modes.add("janus")
+            modes.add("janus-rule")
         objects.append(obj)
 
     synth.add_constraints(objects)
     return "+".join(sorted(modes))
 
 
-def janus_constraint(spec: dict, table_name: str):
-    """Return JANUS's own constraint object for a specification SDV cannot express.
-
-    JANUS's classes for scalar bounds and linear rules live in ``sdv_janus.constraints``. A
-    function ``from_spec(spec, table_name=...)`` there, taking this harness's neutral form, is
-    used first; otherwise the classes ``Bounds``/``ScalarRange`` and ``Linear``/
-    ``LinearInequality`` are looked up. While none exists, None is returned and the caller
-    falls back to SDV's constraint or a reject-only one.
+def janus_constraint(spec: dict, table_name: str, sdtypes: dict[str, str]):
+    """Return a JANUS ``Rule`` for a specification SDV cannot express, or None.
 
     Parameters
     ----------
@@ -259,38 +257,24 @@ def janus_constraint(spec: dict, table_name: str):
         A constraint specification.
     table_name : str
         The table's name.
+    sdtypes : dict
+        Column name to sdtype.
 
     Returns
     -------
-    object or None
-        A constraint object, or None.
+    sdv_janus.constraints.Rule or None
+        None when ``sdv_janus.constraints.Rule`` is missing or the rule language cannot
+        express the specification.
     """
     try:
-        from sdv_janus import constraints as janus
-    except Exception:
+        from sdv_janus.constraints import Rule
+    except Exception:  # JANUS missing or broken: fall back to SDV's handling
         return None
 
-    from_spec = getattr(janus, "from_spec", None)
-    if from_spec is not None:
-        return from_spec(spec, table_name=table_name)
-
-    kind = spec.get("kind")
-    if kind == "bounds":
-        cls = getattr(janus, "Bounds", None) or getattr(janus, "ScalarRange", None)
-        if cls is not None:
-            return cls(
-                spec["column"], low=spec.get("low"), high=spec.get("high"), table_name=table_name
-            )
-    if kind == "linear":
-        cls = getattr(janus, "Linear", None) or getattr(janus, "LinearInequality", None)
-        if cls is not None:
-            return cls(
-                spec["coefficients"],
-                constant=spec.get("constant", 0.0),
-                strict=bool(spec.get("strict")),
-                table_name=table_name,
-            )
-    return None
+    expression = cons.rule_expression(spec, sdtypes)
+    if expression is None:
+        return None
+    return Rule(expression, name=cons.describe(spec), table_name=table_name)
 
 
 # -- sampling --------------------------------------------------------------------------------

@@ -157,3 +157,17 @@ def test_split_is_per_seed_and_disjoint():
     assert train.equals(again) and not train.equals(other)
     capped, capped_test = datasets.split(data, seed=1, holdout=0.2, rows=40)
     assert len(capped) == 40 and len(capped_test) == 10
+
+
+def test_rule_expressions_for_janus():
+    sdtypes = {"a": "numerical", "b": "numerical", "k": "categorical", "d": "datetime"}
+    linear = {"kind": "linear", "coefficients": {"a": 2, "b": -1}, "constant": 3.5}
+    rule = {"kind": "implication", "if": [{"column": "k", "op": "==", "value": "x"}],
+            "then": [{"column": "a", "op": ">", "value": 0}]}  # fmt: skip
+    date_bound = {"kind": "bounds", "column": "d", "low": "1970-01-02", "high": None}
+
+    assert cons.rule_expression(linear, sdtypes) == "2.0 * `a` + -1.0 * `b` + 3.5 >= 0"
+    assert cons.rule_expression(rule, sdtypes) == "if `k` in ['x'] then `a` > 0.0"
+    assert cons.rule_expression(date_bound, sdtypes) == "`d` >= 86400000000000.0"
+    null_rule = {**rule, "then": [{"column": "a", "op": "isnull"}]}
+    assert cons.rule_expression(null_rule, sdtypes) is None
