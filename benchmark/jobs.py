@@ -102,6 +102,7 @@ class JobResult:
     phase: str = ""
     error: str = ""
     error_type: str = ""
+    error_chain: str = ""
     train_rows: int | None = None
     eval_rows: int | None = None
     columns: int | None = None
@@ -621,7 +622,8 @@ def describe_error(error: BaseException) -> dict:
     Returns
     -------
     dict
-        ``error``, ``error_type`` and ``details_traceback`` fields.
+        ``error``, ``error_type`` (of the root cause), ``error_chain`` (outermost first) and
+        ``details_traceback`` fields.
     """
     chain = [error]
     while chain[-1].__cause__ is not None and len(chain) < 10:
@@ -633,6 +635,7 @@ def describe_error(error: BaseException) -> dict:
     return {
         "error": text,
         "error_type": type(root).__name__,
+        "error_chain": " <- ".join(type(e).__name__ for e in chain),
         "details_traceback": "".join(traceback.format_exception(error, limit=20)),
     }
 

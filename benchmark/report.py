@@ -249,8 +249,9 @@ def scenario_section(frame: pd.DataFrame) -> str:
         "## Constraint scenarios\n\n"
         "Validity is checked by the harness on the returned rows. '100% valid & all rows': "
         "share of feasible jobs that finished with every row valid and as many rows as asked. "
-        "'Infeasible detected': the synthesizer raised an error, other than SDV's 'Unable to "
-        "sample any rows' after exhausting its rejection sampling, and returned no rows.\n\n"
+        "'Infeasible detected': the synthesizer refused with an error of its own (not SDV's "
+        "'Unable to sample any rows' after exhausting rejection sampling, not a bare "
+        "TypeError-like crash) and returned no rows.\n\n"
         + markdown_table(summary, SCENARIO_METRICS)
         + ("\nInfeasible scenarios:\n\n" + "\n".join(outcomes) + "\n" if outcomes else "")
     )

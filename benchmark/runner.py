@@ -8,6 +8,7 @@ synthesizer, scenario, seed), so a run that stops can resume where it stopped.
 
 from __future__ import annotations
 
+import builtins
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -176,8 +177,10 @@ def infeasible_outcome(result: JobResult) -> str:
     -------
     str
         ``rows_returned`` (it returned rows, which must violate something), ``timeout``,
-        ``exhausted`` (SDV's rejection sampling gave up: "Unable to sample any rows"), or
-        ``detected`` (any other error before returning rows; see ``error_type`` for which).
+        ``exhausted`` (SDV's rejection sampling gave up: "Unable to sample any rows"),
+        ``crashed`` (only built-in exceptions such as TypeError: a bug, not a refusal), or
+        ``detected`` (an error of the library's own, e.g. ``ConstraintNotMetError`` or an
+        infeasibility error, before any row was returned).
     """
     if result.rows_returned:
         return "rows_returned"
@@ -187,7 +190,16 @@ def infeasible_outcome(result: JobResult) -> str:
         return "no_rows"
     if "Unable to sample any rows" in result.error:
         return "exhausted"
+    chain = [name.strip() for name in (result.error_chain or result.error_type).split("<-")]
+    if all(_is_builtin_error(name) for name in chain):
+        return "crashed"
     return "detected"
+
+
+def _is_builtin_error(name: str) -> bool:
+    """Whether ``name`` is a Python built-in exception (a crash, not a deliberate refusal)."""
+    value = getattr(builtins, name, None)
+    return isinstance(value, type) and issubclass(value, BaseException)
 
 
 def job_context():
