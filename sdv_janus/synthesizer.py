@@ -7,7 +7,6 @@ clips, rounds and restores dtypes exactly as it does for its own synthesizers.
 """
 
 import logging
-
 import warnings
 
 import pandas as pd

@@ -1,4 +1,4 @@
-"""Dirichlet-multinomial marginal likelihoods, the score shared by structure and trees.
+r"""Dirichlet-multinomial marginal likelihoods, the score shared by structure and trees.
 
 For a Dirichlet(alpha) prior over ``r`` states and observed counts ``n``, the log marginal
 likelihood of the counts (up to the multinomial coefficient, which cancels in every comparison
@@ -6,10 +6,10 @@ made here) is
 
 .. math::
 
-    \\log \\Gamma(A) - \\log \\Gamma(A + N)
-    + \\sum_k \\left[\\log \\Gamma(\\alpha_k + n_k) - \\log \\Gamma(\\alpha_k)\\right]
+    \log \Gamma(A) - \log \Gamma(A + N)
+    + \sum_k \left[\log \Gamma(\alpha_k + n_k) - \log \Gamma(\alpha_k)\right]
 
-with :math:`A = \\sum_k \\alpha_k` and :math:`N = \\sum_k n_k`.
+with :math:`A = \sum_k \alpha_k` and :math:`N = \sum_k n_k`.
 """
 
 import numpy as np

@@ -10,7 +10,8 @@ the product over truncated columns of the mass ``Z_k`` their leaf distribution h
 feasible cut. ``K`` valid candidates are drawn per output row and ``n`` distinct ones are kept,
 each with probability proportional to its weight (sampling-importance-resampling with
 systematic, capped inclusion probabilities). The kept rows follow the weighted pool, which
-converges to the model's distribution restricted to the feasible set as the pool grows. Formulas with alternatives (``or``, ``if ... then``) are split
+converges to the model's distribution restricted to the feasible set as the pool grows.
+Formulas with alternatives (``or``, ``if ... then``) are split
 into disjoint terms; each candidate follows one combination of terms, chosen uniformly, which
 keeps the weights exact because the combinations do not overlap.
 
@@ -125,7 +126,8 @@ class ConstraintPlanner:
         return backfill(self.order, linear, tables, domains, self._integer_columns())
 
     def _linear_rule(self, atom):
-        return LinearRule(dict(atom.coefficients), atom.constant, atom.strict, frozenset([atom.name]))
+        names = frozenset([atom.name])
+        return LinearRule(dict(atom.coefficients), atom.constant, atom.strict, names)
 
     def _table_rule(self, atom):
         if isinstance(atom, InSet):

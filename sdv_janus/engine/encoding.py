@@ -58,7 +58,9 @@ class ColumnSpec:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"Column '{self.name}' has kind {self.kind!r}; expected one of {KINDS}.")
+            raise ValueError(
+                f"Column '{self.name}' has kind {self.kind!r}; expected one of {KINDS}."
+            )
 
 
 class CategoricalEncoder:

@@ -16,7 +16,7 @@ from sdv_janus.engine.constrained import (
     check_linear_feasibility,
 )
 from sdv_janus.engine.encoding import CATEGORICAL, ColumnCodec
-from sdv_janus.engine.rules import AllowedTuples, AllOf, InSet, Linear
+from sdv_janus.engine.rules import AllOf, AllowedTuples, InSet, Linear
 from sdv_janus.engine.sampling import StateSampler, stratified_draws
 from sdv_janus.engine.structure import coarsen_states, learn_structure
 from sdv_janus.engine.trees import TreeSettings, grow_tree
@@ -276,7 +276,8 @@ class JanusModel:
             sampler = self._constrained_sampler
             if conditions or constraints:
                 formulas = self.constraints_ + list(constraints)
-                sampler = self._build_constrained_sampler(formulas + self._condition_atoms(conditions))
+                formulas += self._condition_atoms(conditions)
+                sampler = self._build_constrained_sampler(formulas)
 
             states, numbers = sampler.sample(num_rows, self._rng)
         else:
@@ -337,7 +338,9 @@ class JanusModel:
 def _with_training_rows(formula, columns):
     """Fill an :class:`AllowedTuples` without rows with the combinations seen in training."""
     if isinstance(formula, AllowedTuples) and formula.rows is None:
-        table = np.column_stack([np.asarray(columns[name], dtype=object) for name in formula.columns])
+        table = np.column_stack(
+            [np.asarray(columns[name], dtype=object) for name in formula.columns]
+        )
         seen = {tuple(row) for row in table.tolist()}
         return AllowedTuples(formula.columns, tuple(seen), formula.name)
 

@@ -107,7 +107,6 @@ class StateSampler:
             These columns are left as they are.
         """
         fixed = fixed or {}
-        n_rows = states.shape[0]
         for column in self.order:
             if column in skip or (columns is not None and column not in columns):
                 continue

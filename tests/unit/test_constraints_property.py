@@ -1,6 +1,5 @@
 """Property tests: random feasible rule sets over random tables; every sampled row is checked."""
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
