@@ -184,10 +184,16 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         for name in processed_data.columns:
             column = columns_metadata.get(name, {})
             sdtype = column.get('sdtype', 'categorical')
+            kind = _SDTYPE_TO_KIND.get(sdtype, 'categorical')
+            if sdtype == 'ordinal' and pd.api.types.is_numeric_dtype(processed_data[name]):
+                # Whole numbers that SDV's detection calls ordinal stay numbers, so that
+                # arithmetic rules can use them; few distinct values keep exact states.
+                kind = 'numerical'
+
             specs.append(
                 ColumnSpec(
                     name=name,
-                    kind=_SDTYPE_TO_KIND.get(sdtype, 'categorical'),
+                    kind=kind,
                     ordered=sdtype == 'ordinal',
                     round_values=self.enforce_rounding,
                     decimal_places=column.get('decimal_places'),

@@ -19,6 +19,7 @@ from sdv_janus.engine._kernels import draw_states, stratified_uniforms
 LOGGER = logging.getLogger(__name__)
 
 _POOL_ROWS_PER_CHUNK = 1 << 20
+_COVERAGE_EXPECTED_COUNT = 0.5
 
 
 class StateSampler:
@@ -118,8 +119,36 @@ class StateSampler:
             leaves = self.trees[column].leaves_of(states)
             uniforms = stratified_draws(leaves, self.trees[column].n_leaves, rng)
             states[:, column] = draw_states(self.cumulative[column], leaves, uniforms)
+            if not fixed:
+                self._cover_rare_states(states, column, leaves)
 
         return states
+
+    def _cover_rare_states(self, states, column, leaves):
+        """Make every training state appear that the output's size calls for.
+
+        Stratified draws already reproduce each leaf's distribution to within a row, but a
+        state seen once in training is expected about once in an output of the same size and
+        can still be missed, because leaf occupancy varies. A state whose training share,
+        scaled to the output's size, reaches one half of a row and which is absent from the
+        draw is given to the row where it is most probable (among rows whose own state occurs
+        more than once). Columns downstream are drawn afterwards, given the new state.
+        """
+        drawn = states[:, column]
+        training_counts = self.trees[column].leaf_counts.sum(axis=0)
+        scaled = training_counts * len(drawn) / max(training_counts.sum(), 1.0)
+        counts = np.bincount(drawn, minlength=len(training_counts))
+        for state in np.flatnonzero((scaled >= _COVERAGE_EXPECTED_COUNT) & (counts == 0)):
+            probability = self.predictive[column][leaves, state]
+
+            replaceable = counts[drawn] > 1
+            if not replaceable.any():
+                break
+
+            row = int(np.argmax(np.where(replaceable, probability, -1.0)))
+            counts[drawn[row]] -= 1
+            counts[state] += 1
+            drawn[row] = state
 
     def _condition_log_likelihood(self, states, fixed):
         """Log probability of the conditioned states under each row's leaves."""
