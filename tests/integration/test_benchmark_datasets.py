@@ -7,7 +7,6 @@ import pytest
 from benchmark import constraints as cons
 from benchmark import datasets, metrics
 
-SHARED = datasets.REPO_ROOT.parent / "shared" / "datasets"
 EXPECTED_KEYS = {"student_placements": "student_id", "cardio": "id", "credit_default": "ID"}
 
 
@@ -66,10 +65,9 @@ def test_user_csv_loads_with_detected_metadata(tmp_path):
         datasets.load_dataset("other", tmp_path)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared datasets not present")
 @pytest.mark.parametrize("name", datasets.DATASET_NAMES)
-def test_registered_dataset_metadata_and_constraints(name):
-    dataset = datasets.load_dataset(name, SHARED)
+def test_registered_dataset_metadata_and_constraints(name, data_dir):
+    dataset = datasets.load_dataset(name, data_dir)
     table = dataset.metadata.tables[name]
 
     assert table.primary_key == EXPECTED_KEYS.get(name)
