@@ -227,6 +227,9 @@ class JanusModel:
         for name, value in conditions.items():
             codec = self.codecs_[index[name]]
             state = int(codec.encode(np.array([value], dtype=object))[0])
+            if codec.spec.kind != CATEGORICAL:
+                _check_in_range(name, codec, value)
+
             if state < 0:
                 raise ValueError(
                     f"The condition {name}={value!r} names a value never seen in column '{name}'."
@@ -333,6 +336,21 @@ class JanusModel:
             See :mod:`sdv_janus.engine.uncertainty` for the figures, units and unseen values.
         """
         return score_columns(self.codecs_, self.trees_, columns, allowed)
+
+
+def _check_in_range(name, codec, value):
+    """A numerical condition must lie inside the training range (nulls are allowed)."""
+    number = codec.to_numbers(np.array([value], dtype=object))[0]
+    low, high = codec.encoder.min_, codec.encoder.max_
+    if not np.isnan(number) and not low <= number <= high:
+        shown = (low, high)
+        if codec.spec.kind != 'numerical':
+            shown = tuple(codec.from_numbers(np.array([low, high])))
+
+        raise ValueError(
+            f'The condition {name}={value!r} lies outside the training range of '
+            f"'{name}' ({shown[0]} to {shown[1]}); the model cannot produce it."
+        )
 
 
 def _with_training_rows(formula, columns):
