@@ -9,6 +9,7 @@ report     write the CSV, Markdown leaderboard and plots of an output folder.
 scenarios  generate the constraint scenario file.
 datasets   list the datasets found and check their natural constraints.
 uncertainty  closed-form uncertainty vs Monte Carlo: speed at equal accuracy.
+constraints  JANUS with and without each dataset's natural constraints: validity, speed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from benchmark import datasets, jobs, runner, synthesizers, uncertainty_speed
+from benchmark import constraint_speed, datasets, jobs, runner, synthesizers, uncertainty_speed
 from benchmark.jobs import Job, JobSettings
 from benchmark.runner import RunConfig
 from benchmark.synthesizers import Budget
@@ -115,6 +116,12 @@ def _add_other_commands(commands) -> None:
     speed = commands.add_parser("uncertainty", help="closed form vs Monte Carlo uncertainty speed")
     uncertainty_speed.add_arguments(speed)
     _add_common(speed)
+
+    natural = commands.add_parser(
+        "constraints", help="JANUS with and without natural constraints: validity, speed"
+    )
+    constraint_speed.add_arguments(natural)
+    _add_common(natural)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +325,7 @@ COMMANDS = {
     "scenarios": command_scenarios,
     "datasets": command_datasets,
     "uncertainty": command_uncertainty,
+    "constraints": constraint_speed.run_from_args,
 }
 
 
