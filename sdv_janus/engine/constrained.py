@@ -40,6 +40,7 @@ from sdv_janus.engine.feasibility import (
     backfill,
 )
 from sdv_janus.engine.rules import AllowedTuples, InSet, Linear, atom_names, disjoint_terms
+from sdv_janus.engine.sampling import stratified_draws
 
 LOGGER = logging.getLogger(__name__)
 
@@ -302,18 +303,20 @@ class ConstrainedSampler:
             leaves = tree.leaves_of(states)
             if column not in self.constrained:
                 states[:, column] = draw_states(
-                    model.sampler_.cumulative[column], leaves, rng.random(n_rows)
+                    model.sampler_.cumulative[column], leaves, _stratified(leaves, tree, rng)
                 )
             elif column not in self.interval_columns:
                 mask = plan.allowed_states(name, named_states, codec.n_states, n_rows)
                 probabilities = model.sampler_.predictive[column][leaves]
-                drawn, log_mass = _draw_from_set(probabilities, tree.prior, mask, rng)
+                uniforms = _stratified(leaves, tree, rng)
+                drawn, log_mass = _draw_from_set(probabilities, tree.prior, mask, uniforms)
                 states[:, column] = drawn
                 log_weights += log_mass
             else:
                 probabilities = model.sampler_.predictive[column][leaves]
+                uniforms = _stratified(leaves, tree, rng)
                 drawn, values, log_mass = _draw_from_interval(
-                    codec, probabilities, tree.prior, plan, numbers, n_rows, rng
+                    codec, probabilities, tree.prior, plan, numbers, uniforms, rng
                 )
                 states[:, column] = drawn
                 numbers[name] = values
@@ -324,7 +327,12 @@ class ConstrainedSampler:
         return states, numbers, log_weights
 
 
-def _draw_from_set(probabilities, prior, mask, rng):
+def _stratified(leaves, tree, rng):
+    """Uniforms stratified within the rows of each leaf, as in unconstrained sampling."""
+    return stratified_draws(leaves, tree.n_leaves, rng)
+
+
+def _draw_from_set(probabilities, prior, mask, uniforms):
     """Draw states restricted to a per-row allowed set; returns states and log masses."""
     if mask is None:
         mask = np.ones_like(probabilities, dtype=bool)
@@ -338,14 +346,15 @@ def _draw_from_set(probabilities, prior, mask, rng):
         still_empty = weights.sum(axis=1) <= 0
         weights[still_empty] = mask[still_empty].astype(float)
 
-    drawn = _draw_rows(weights, rng)
+    drawn = draw_from_weights(np.ascontiguousarray(weights), uniforms)
     with np.errstate(divide='ignore'):
         return drawn, np.log(mass)
 
 
-def _draw_from_interval(codec, probabilities, prior, plan, numbers, n_rows, rng):
+def _draw_from_interval(codec, probabilities, prior, plan, numbers, uniforms, rng):
     """Draw states and values of a numerical column inside each row's feasible interval."""
     encoder = codec.encoder
+    n_rows = len(uniforms)
     low, high, low_strict, high_strict = _bounds(plan, codec.spec.name, numbers, n_rows)
     mass_in = interval_mass(encoder.knots_, low, high, low_strict, high_strict, encoder.n_states)
     weights = probabilities * mass_in
@@ -360,11 +369,10 @@ def _draw_from_interval(codec, probabilities, prior, plan, numbers, n_rows, rng)
 
     uniform = (weights.sum(axis=1) <= 0) | single
     weights[uniform] = 1.0
-    drawn = _draw_rows(weights, rng)
-    values = draw_inside_interval(
-        encoder.knots_, np.minimum(drawn, encoder.n_value_states - 1).astype(np.int32),
-        low, high, rng.random(n_rows),
-    )
+    drawn = draw_from_weights(np.ascontiguousarray(weights), uniforms)
+    value_states = np.minimum(drawn, encoder.n_value_states - 1).astype(np.int32)
+    positions = stratified_draws(value_states, encoder.n_value_states, rng)
+    values = draw_inside_interval(encoder.knots_, value_states, low, high, positions)
 
     # Fallbacks draw the value inside the interval itself and take the state that holds it.
     values[uniform] = _uniform_inside(low[uniform], high[uniform], rng)
@@ -426,11 +434,6 @@ def _grid_above(bound, step, strict):
 def _grid_below(bound, step, strict):
     grid = np.floor(np.round(bound / step, 9)) * step
     return np.where(strict & (grid >= bound), grid - step, grid)
-
-
-def _draw_rows(weights, rng):
-    """One state per row in proportion to that row's weights."""
-    return draw_from_weights(np.ascontiguousarray(weights), rng.random(len(weights)))
 
 
 def _choose_in_proportion(log_weights, n_rows, rng):
