@@ -120,6 +120,8 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         self.graph = graph
         self._engine_constraints = []
         self._extra_rules = []
+        self._record_allowed = False
+        self._last_allowed = {}
         self.engine_rows_drawn = 0
 
     def add_constraints(self, constraints):
@@ -236,7 +238,9 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
 
         rules = [rule.formula for rule in self._extra_rules]
         try:
-            drawn = self._model.sample(num_rows, conditions, rules)
+            record = getattr(self, '_record_allowed', False)
+            drawn = self._model.sample(num_rows, conditions, rules, return_allowed=record)
+            drawn, self._last_allowed = drawn if record else (drawn, {})
         except InfeasibleConstraintsError:
             raise
         except ValueError as error:

@@ -44,9 +44,9 @@ class UncertaintyMixin:
         tree that would have to test it to place the row answers with its prior alone (the
         leaf that no training row reached, the most uncertain answer it has).
 
-        Rows are scored against the untruncated leaves. To describe a column drawn under
-        constraints, the engine's ``JanusModel.uncertainty(columns, allowed)`` takes per-row
-        masks of the states the constraints allow and restricts each leaf's Dirichlet to them.
+        Rows are scored against the untruncated leaves. :meth:`sample_with_uncertainty`
+        describes constrained columns by their truncated distributions instead: each leaf's
+        Dirichlet is restricted to the states the row's cut allowed.
 
         Parameters
         ----------
@@ -65,7 +65,10 @@ class UncertaintyMixin:
             columns holding unseen values, comma-separated, ``''`` when none), then the
             per-column figures when ``by_column`` is True.
         """
-        frame = self._table_to_score(data)
+        return self._score(self._table_to_score(data), by_column, allowed=None)
+
+    def _score(self, frame, by_column, allowed):
+        """Score a frame of rows, each truncated column restricted to its allowed states."""
         names = self._model.columns
         missing = [name for name in names if name not in frame.columns]
         if missing:
@@ -75,7 +78,8 @@ class UncertaintyMixin:
             )
 
         processed = self._data_processor.transform(frame[names], is_condition=True)
-        scores = self._model.uncertainty({name: processed[name].to_numpy() for name in names})
+        columns = {name: processed[name].to_numpy() for name in names}
+        scores = self._model.uncertainty(columns, allowed or None)
         return _scores_frame(scores, names, frame.index, by_column)
 
     def sample_with_uncertainty(self, num_rows, by_column=False):
@@ -95,9 +99,18 @@ class UncertaintyMixin:
             :meth:`get_uncertainty`. If a figure column's name is already a column of the
             table, every figure column is prefixed with ``uncertainty_``.
         """
-        sampled = self.sample(num_rows)
+        # The engine reports the states its cuts allowed, so constrained columns are described
+        # by the truncated distributions they were drawn from.
+        self._record_allowed, self._last_allowed = True, {}
+        try:
+            sampled = self.sample(num_rows)
+        finally:
+            self._record_allowed = False
+
         table_name, rows = next(iter(sampled.items()))
-        figures = self.get_uncertainty(rows, by_column=by_column)
+        masks = self._last_allowed
+        allowed = masks if all(len(mask) == len(rows) for mask in masks.values()) else {}
+        figures = self._score(rows, by_column, allowed)
         if set(figures.columns) & set(rows.columns):
             figures = figures.add_prefix(SAMPLE_PREFIX)
 

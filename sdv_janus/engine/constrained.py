@@ -242,7 +242,7 @@ class ConstrainedSampler:
         share of a pool that covers the feasible set well. A pilot draw estimates ``CV^2``;
         rules that rarely bind give nearly equal weights and need a single candidate.
         """
-        _, _, log_weights = self._draw_candidates(_PILOT_ROWS, rng)
+        log_weights = self._draw_candidates(_PILOT_ROWS, rng)[2]
         finite = log_weights[np.isfinite(log_weights)]
         if len(finite) == 0:
             return self.candidates_per_row
@@ -253,45 +253,65 @@ class ConstrainedSampler:
         LOGGER.debug('Weight CV^2 %.4f: %d candidate(s) per row', squared_variation, needed)
         return int(np.clip(needed, 1, self.candidates_per_row))
 
-    def sample(self, n_rows, rng):
+    def sample(self, n_rows, rng, record_allowed=False):
         """Draw ``n_rows`` valid rows.
+
+        Parameters
+        ----------
+        n_rows : int
+            Number of rows.
+        rng : numpy.random.Generator
+            Source of randomness.
+        record_allowed : bool, default=False
+            Also return, for each truncated column, the states each row's cut allowed.
 
         Returns
         -------
         tuple
-            int32 ``(n_rows, n_columns)`` states, and a dict of float64 numbers for the
-            constrained numerical columns (already rounded inside their intervals).
+            int32 ``(n_rows, n_columns)`` states; a dict of float64 numbers for the
+            constrained numerical columns (already rounded inside their intervals); and, with
+            ``record_allowed``, a dict of column index to bool ``(n_rows, n_states)`` masks.
         """
         per_row = self.candidates_needed(rng)
-        states, numbers, log_weights = self._draw_candidates(n_rows * per_row, rng)
+        states, numbers, log_weights, allowed = self._draw_candidates(
+            n_rows * per_row, rng, record_allowed
+        )
         chosen = _choose_in_proportion(log_weights, n_rows, rng)
         states = np.ascontiguousarray(states[chosen])
         numbers = {name: values[chosen] for name, values in numbers.items()}
         self.model.sampler_.forward(states, rng, skip=self.needed)
+        if record_allowed:
+            return states, numbers, {column: mask[chosen] for column, mask in allowed.items()}
+
         return states, numbers
 
-    def _draw_candidates(self, n_candidates, rng):
+    def _draw_candidates(self, n_candidates, rng, record_allowed=False):
         """Valid candidates of the needed columns, each following a case chosen uniformly."""
         n_columns = len(self.model.codecs_)
         states = np.zeros((n_candidates, n_columns), dtype=np.int32)
-        numbers = {}
+        numbers, allowed = {}, {}
         log_weights = np.zeros(n_candidates)
         case = rng.integers(0, len(self.plans), size=n_candidates)
         for index, plan in enumerate(self.plans):
             rows = np.flatnonzero(case == index)
-            part_states, part_numbers, part_weights = self._draw_case(plan, len(rows), rng)
+            part = self._draw_case(plan, len(rows), rng, record_allowed)
+            part_states, part_numbers, part_weights, part_allowed = part
             states[rows] = part_states
             log_weights[rows] = part_weights
             for name, values in part_numbers.items():
                 numbers.setdefault(name, np.full(n_candidates, np.nan))[rows] = values
 
-        return states, numbers, log_weights
+            for column, mask in part_allowed.items():
+                n_states = self.model.codecs_[column].n_states
+                allowed.setdefault(column, np.ones((n_candidates, n_states), bool))[rows] = mask
 
-    def _draw_case(self, plan, n_rows, rng):
+        return states, numbers, log_weights, allowed
+
+    def _draw_case(self, plan, n_rows, rng, record_allowed=False):
         """Truncated forward draw of the needed columns under one plan."""
         model = self.model
         states = np.zeros((n_rows, len(model.codecs_)), dtype=np.int32)
-        numbers, named_states = {}, {}
+        numbers, named_states, allowed = {}, {}, {}
         log_weights = np.zeros(n_rows)
         for column in model.sampler_.order:
             if column not in self.needed:
@@ -312,19 +332,23 @@ class ConstrainedSampler:
                 drawn, log_mass = _draw_from_set(probabilities, tree.prior, mask, uniforms)
                 states[:, column] = drawn
                 log_weights += log_mass
+                if record_allowed and mask is not None:
+                    allowed[column] = mask
             else:
                 probabilities = model.sampler_.predictive[column][leaves]
                 uniforms = _stratified(leaves, tree, rng)
-                drawn, values, log_mass = _draw_from_interval(
+                drawn, values, log_mass, inside = _draw_from_interval(
                     codec, probabilities, tree.prior, plan, numbers, uniforms, rng
                 )
                 states[:, column] = drawn
                 numbers[name] = values
                 log_weights += log_mass
+                if record_allowed:
+                    allowed[column] = inside
 
             named_states[name] = states[:, column]
 
-        return states, numbers, log_weights
+        return states, numbers, log_weights, allowed
 
 
 def _stratified(leaves, tree, rng):
@@ -384,7 +408,11 @@ def _draw_from_interval(codec, probabilities, prior, plan, numbers, uniforms, rn
         log_mass = np.log(mass)
         log_mass[single] = np.log(probabilities[single, drawn[single]])
 
-    return drawn, values, log_mass
+    # The states each row's cut allowed; a fixed or fallback value allows only its own state.
+    inside = mass_in > 0
+    inside[uniform] = False
+    inside[uniform, drawn[uniform]] = True
+    return drawn, values, log_mass, inside
 
 
 def _bounds(plan, name, numbers, n_rows):

@@ -255,7 +255,7 @@ class JanusModel:
         plans = ConstraintPlanner(self, formulas).plans()
         return ConstrainedSampler(self, plans, self.constraint_candidates)
 
-    def sample(self, num_rows, conditions=None, constraints=()):
+    def sample(self, num_rows, conditions=None, constraints=(), return_allowed=False):
         """Draw rows of raw values.
 
         Parameters
@@ -267,14 +267,19 @@ class JanusModel:
             posterior given them.
         constraints : sequence, default=()
             Formulas that hold for this draw only, on top of those given to ``fit``.
+        return_allowed : bool, default=False
+            Also return the states each truncated column could take in each row, as
+            ``{column index: bool (num_rows, n_states)}`` (empty without constraints), which
+            :meth:`uncertainty` takes to describe the distribution actually sampled.
 
         Returns
         -------
         dict of str to numpy.ndarray
-            Raw values per column: categories, float64 numbers or datetime64[ns].
+            Raw values per column: categories, float64 numbers or datetime64[ns]; with
+            ``return_allowed``, a tuple of that dict and the masks.
         """
         conditions = dict(conditions or {})
-        numbers = {}
+        numbers, allowed = {}, {}
         if self.constraints_ or constraints:
             sampler = self._constrained_sampler
             if conditions or constraints:
@@ -282,11 +287,14 @@ class JanusModel:
                 formulas += self._condition_atoms(conditions)
                 sampler = self._build_constrained_sampler(formulas)
 
-            states, numbers = sampler.sample(num_rows, self._rng)
+            drawn = sampler.sample(num_rows, self._rng, record_allowed=return_allowed)
+            states, numbers = drawn[:2]
+            allowed = drawn[2] if return_allowed else {}
         else:
             states = self.sampler_.sample(num_rows, self._rng, self.condition_states(conditions))
 
-        return self._decode(states, numbers, conditions)
+        output = self._decode(states, numbers, conditions)
+        return (output, allowed) if return_allowed else output
 
     def _condition_atoms(self, conditions):
         """Fixed values as constraints: two bounds for numbers, a one-value set otherwise."""
