@@ -6,5 +6,5 @@ import sdv  # noqa: F401, I001
 
 from sdv_janus.synthesizer import JanusSynthesizer
 
-__all__ = ['JanusSynthesizer']
-__version__ = '0.1.0'
+__all__ = ["JanusSynthesizer"]
+__version__ = "0.1.0"

@@ -42,8 +42,8 @@ from sdv_janus.errors import JanusInputError
 
 LOGGER = logging.getLogger(__name__)
 
-_IMPLICATION = re.compile(r'^\s*if\s+(?P<condition>.+?)\s+then\s+(?P<rule>.+)$', re.S)
-_QUOTED_NAME = re.compile(r'`([^`]+)`')
+_IMPLICATION = re.compile(r"^\s*if\s+(?P<condition>.+?)\s+then\s+(?P<rule>.+)$", re.S)
+_QUOTED_NAME = re.compile(r"`([^`]+)`")
 _RELATIVE_TOLERANCE = 1e-9
 
 
@@ -63,7 +63,7 @@ class Rule(BaseConstraint):
     def __init__(self, expression, name=None, table_name=None):
         super().__init__()
         if not isinstance(expression, str) or not expression.strip():
-            raise JanusInputError(f'A Rule needs a non-empty expression, got {expression!r}.')
+            raise JanusInputError(f"A Rule needs a non-empty expression, got {expression!r}.")
 
         self.expression = expression
         self.name = name
@@ -96,7 +96,7 @@ class Rule(BaseConstraint):
             invalid = data[table_name].loc[~valid, self.columns]
             raise ConstraintNotMetError(
                 f"The rule '{self.name or self.expression}' is not met by {int((~valid).sum())} "
-                f'training row(s), for example:\n{invalid.head(5)}'
+                f"training row(s), for example:\n{invalid.head(5)}"
             )
 
     def _fit(self, data, metadata):
@@ -127,9 +127,9 @@ class ScalarRange(Rule):
     """
 
     def __init__(self, column, low, high, strict=False, table_name=None):
-        relation = '<' if strict else '<='
+        relation = "<" if strict else "<="
         super().__init__(
-            f'{low!r} {relation} `{column}` {relation} {high!r}', table_name=table_name
+            f"{low!r} {relation} `{column}` {relation} {high!r}", table_name=table_name
         )
         self.column, self.low, self.high, self.strict = column, low, high, strict
 
@@ -148,12 +148,12 @@ class ScalarInequality(Rule):
     """
 
     def __init__(self, column, relation, value, table_name=None):
-        if relation not in ('<', '<=', '>', '>='):
+        if relation not in ("<", "<=", ">", ">="):
             raise JanusInputError(
                 f"ScalarInequality relation must be one of '<', '<=', '>', '>=', got {relation!r}."
             )
 
-        super().__init__(f'`{column}` {relation} {value!r}', table_name=table_name)
+        super().__init__(f"`{column}` {relation} {value!r}", table_name=table_name)
         self.column, self.relation, self.value = column, relation, value
 
 
@@ -167,20 +167,20 @@ def parse_rule(expression, name):
     """
     implication = _IMPLICATION.match(expression)
     if implication:
-        text = f'(not ({implication["condition"]})) or ({implication["rule"]})'
+        text = f"(not ({implication['condition']})) or ({implication['rule']})"
     else:
         text = expression
 
     quoted = {}
 
     def placeholder(match):
-        key = f'__column_{len(quoted)}__'
+        key = f"__column_{len(quoted)}__"
         quoted[key] = match.group(1)
         return key
 
     text = _QUOTED_NAME.sub(placeholder, text)
     try:
-        tree = ast.parse(text.strip(), mode='eval')
+        tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         raise JanusInputError(f"The rule '{name}' cannot be parsed: {error.msg}.") from error
 
@@ -190,9 +190,17 @@ def parse_rule(expression, name):
 class _Translator:
     """Walks a parsed expression and builds the engine formula."""
 
-    _FLIPPED = {'<': '>', '<=': '>=', '>': '<', '>=': '<=', '==': '==', '!=': '!='}
-    _SYMBOLS = {ast.Lt: '<', ast.LtE: '<=', ast.Gt: '>', ast.GtE: '>=', ast.Eq: '==',
-                ast.NotEq: '!=', ast.In: 'in', ast.NotIn: 'not in'}
+    _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+    _SYMBOLS = {
+        ast.Lt: "<",
+        ast.LtE: "<=",
+        ast.Gt: ">",
+        ast.GtE: ">=",
+        ast.Eq: "==",
+        ast.NotEq: "!=",
+        ast.In: "in",
+        ast.NotIn: "not in",
+    }
 
     def __init__(self, name, quoted):
         self.name, self.quoted = name, quoted
@@ -216,13 +224,13 @@ class _Translator:
             )
             return parts[0] if len(parts) == 1 else AllOf(parts)
 
-        return self.fail(f'{ast.unparse(node)!r} is not a comparison')
+        return self.fail(f"{ast.unparse(node)!r} is not a comparison")
 
     def comparison(self, left, relation, right):
         if relation is None:
-            self.fail('unknown comparison operator')
+            self.fail("unknown comparison operator")
 
-        if relation in ('in', 'not in') or self.is_value(left) or self.is_value(right):
+        if relation in ("in", "not in") or self.is_value(left) or self.is_value(right):
             return self.category_test(left, relation, right)
 
         difference = self.linear(left, 1.0)
@@ -236,22 +244,23 @@ class _Translator:
         constant = difference.pop(None, 0.0)
         terms = tuple((column, value) for column, value in difference.items() if value != 0.0)
         if not terms:
-            self.fail('it compares numbers only')
+            self.fail("it compares numbers only")
 
         negated = tuple((column, -value) for column, value in terms)
         greater = Linear(terms, constant, False, self.name)
-        if relation in ('>=', '>'):
-            return Linear(terms, constant, relation == '>', self.name)
+        if relation in (">=", ">"):
+            return Linear(terms, constant, relation == ">", self.name)
 
-        if relation in ('<=', '<'):
-            return Linear(negated, -constant, relation == '<', self.name)
+        if relation in ("<=", "<"):
+            return Linear(negated, -constant, relation == "<", self.name)
 
         lower = Linear(negated, -constant, False, self.name)
-        if relation == '==':
+        if relation == "==":
             return AllOf((greater, lower))
 
-        return AnyOf((Linear(terms, constant, True, self.name), Linear(negated, -constant, True,
-                                                                      self.name)))
+        return AnyOf(
+            (Linear(terms, constant, True, self.name), Linear(negated, -constant, True, self.name))
+        )
 
     def is_value(self, node):
         """A string, boolean, None or collection of constants: the side of a category test."""
@@ -267,14 +276,14 @@ class _Translator:
     def category_test(self, left, relation, right):
         column_node, values_node = (left, right) if self.is_column(left) else (right, left)
         if not self.is_column(column_node):
-            self.fail(f'{ast.unparse(left)!r} {relation} {ast.unparse(right)!r} names no column')
+            self.fail(f"{ast.unparse(left)!r} {relation} {ast.unparse(right)!r} names no column")
 
         column = self.column(column_node)
         values = self.values(values_node)
-        if relation in ('==', 'in'):
+        if relation in ("==", "in"):
             return InSet(column, values, self.name)
 
-        if relation in ('!=', 'not in'):
+        if relation in ("!=", "not in"):
             return InSet(column, values, self.name, negated=True)
 
         return self.fail(f"'{relation}' cannot compare the category column '{column}'")
@@ -283,7 +292,7 @@ class _Translator:
         try:
             value = ast.literal_eval(node)
         except ValueError:
-            self.fail(f'{ast.unparse(node)!r} is not a constant')
+            self.fail(f"{ast.unparse(node)!r} is not a constant")
 
         return tuple(value) if isinstance(value, (list, tuple, set)) else (value,)
 
@@ -308,7 +317,7 @@ class _Translator:
         if isinstance(node, ast.BinOp):
             return self.binary(node, scale)
 
-        return self.fail(f'{ast.unparse(node)!r} is not a linear expression')
+        return self.fail(f"{ast.unparse(node)!r} is not a linear expression")
 
     def binary(self, node, scale):
         if isinstance(node.op, (ast.Add, ast.Sub)):
@@ -330,7 +339,7 @@ class _Translator:
             if list(number) == [None] and number[None] != 0:
                 return self.linear(node.left, scale / number[None])
 
-        return self.fail(f'{ast.unparse(node)!r} is not linear')
+        return self.fail(f"{ast.unparse(node)!r} is not linear")
 
 
 def _columns_of(formula):
@@ -384,10 +393,10 @@ def holds(formula, frame):
 def _as_numbers(series):
     """Numbers for arithmetic: datetimes as nanoseconds since 1970, the rest as floats."""
     if pd.api.types.is_datetime64_any_dtype(series):
-        numbers = series.astype('int64').astype(float)
+        numbers = series.astype("int64").astype(float)
         return numbers.where(series.notna())
 
-    return pd.to_numeric(series, errors='coerce').astype(float)
+    return pd.to_numeric(series, errors="coerce").astype(float)
 
 
 def translate(constraint, datetime_columns=()):
@@ -409,24 +418,26 @@ def translate(constraint, datetime_columns=()):
         return constraint.formula
 
     kind = type(constraint).__name__
-    parameters = constraint.get_constraint_dict()['parameters']
+    parameters = constraint.get_constraint_dict()["parameters"]
     name = repr(constraint)
-    if kind == 'Inequality':
-        low, high = parameters['low_column_name'], parameters['high_column_name']
-        strict = parameters.get('strict_boundaries', False)
+    if kind == "Inequality":
+        low, high = parameters["low_column_name"], parameters["high_column_name"]
+        strict = parameters.get("strict_boundaries", False)
         return Linear(((high, 1.0), (low, -1.0)), 0.0, strict, name)
 
-    if kind == 'Range':
-        low = parameters['low_column_name']
-        middle, high = parameters['middle_column_name'], parameters['high_column_name']
-        strict = parameters.get('strict_boundaries', True)
-        return AllOf((
-            Linear(((middle, 1.0), (low, -1.0)), 0.0, strict, name),
-            Linear(((high, 1.0), (middle, -1.0)), 0.0, strict, name),
-        ))
+    if kind == "Range":
+        low = parameters["low_column_name"]
+        middle, high = parameters["middle_column_name"], parameters["high_column_name"]
+        strict = parameters.get("strict_boundaries", True)
+        return AllOf(
+            (
+                Linear(((middle, 1.0), (low, -1.0)), 0.0, strict, name),
+                Linear(((high, 1.0), (middle, -1.0)), 0.0, strict, name),
+            )
+        )
 
-    if kind in ('FixedCombinations', 'OneHotEncoding'):
-        return AllowedTuples(tuple(parameters['column_names']), None, name)
+    if kind in ("FixedCombinations", "OneHotEncoding"):
+        return AllowedTuples(tuple(parameters["column_names"]), None, name)
 
     return None
 
@@ -435,8 +446,8 @@ def increments_of(constraints):
     """``{column: increment}`` for the FixedIncrements constraints among ``constraints``."""
     increments = {}
     for constraint in constraints:
-        if type(constraint).__name__ == 'FixedIncrements':
-            parameters = constraint.get_constraint_dict()['parameters']
-            increments[parameters['column_name']] = float(parameters['increment_value'])
+        if type(constraint).__name__ == "FixedIncrements":
+            parameters = constraint.get_constraint_dict()["parameters"]
+            increments[parameters["column_name"]] = float(parameters["increment_value"])
 
     return increments

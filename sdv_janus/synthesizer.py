@@ -23,24 +23,24 @@ from sdv_janus.uncertainty_api import UncertaintyMixin
 LOGGER = logging.getLogger(__name__)
 
 _SDTYPE_TO_KIND = {
-    'numerical': 'numerical',
-    'datetime': 'datetime',
-    'categorical': 'categorical',
-    'boolean': 'categorical',
-    'ordinal': 'categorical',
+    "numerical": "numerical",
+    "datetime": "datetime",
+    "categorical": "categorical",
+    "boolean": "categorical",
+    "ordinal": "categorical",
 }
 
 # Parameter name -> (allowed types, check, description of the allowed values).
 _PARAMETER_RULES = {
-    'max_parents': (int, lambda v: v >= 0, 'an int >= 0'),
-    'structure_prior': ((int, float), lambda v: v > 0, 'a number > 0'),
-    'prior_strength': ((int, float), lambda v: v > 0, 'a number > 0'),
-    'split_prior_strength': ((int, float), lambda v: v > 0, 'a number > 0'),
-    'min_samples_leaf': (int, lambda v: v >= 1, 'an int >= 1'),
-    'max_depth': (int, lambda v: v >= 0, 'an int >= 0'),
-    'n_bins': (int, lambda v: v >= 2, 'an int >= 2'),
-    'candidates_per_row': (int, lambda v: v >= 1, 'an int >= 1'),
-    'constraint_candidates': (int, lambda v: v >= 1, 'an int >= 1'),
+    "max_parents": (int, lambda v: v >= 0, "an int >= 0"),
+    "structure_prior": ((int, float), lambda v: v > 0, "a number > 0"),
+    "prior_strength": ((int, float), lambda v: v > 0, "a number > 0"),
+    "split_prior_strength": ((int, float), lambda v: v > 0, "a number > 0"),
+    "min_samples_leaf": (int, lambda v: v >= 1, "an int >= 1"),
+    "max_depth": (int, lambda v: v >= 0, "an int >= 0"),
+    "n_bins": (int, lambda v: v >= 2, "an int >= 2"),
+    "candidates_per_row": (int, lambda v: v >= 1, "an int >= 1"),
+    "constraint_candidates": (int, lambda v: v >= 1, "an int >= 1"),
 }
 
 
@@ -89,7 +89,7 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         metadata,
         enforce_min_max_values=True,
         enforce_rounding=True,
-        locales=('en_US',),
+        locales=("en_US",),
         max_parents=3,
         structure_prior=10.0,
         prior_strength=1.0,
@@ -147,7 +147,7 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         for constraint in translatable:
             constraint.get_updated_metadata(self._original_metadata)
             if translate(constraint) is None and not _is_increment(constraint):
-                raise JanusInputError(f'The constraint {constraint!r} cannot be translated.')
+                raise JanusInputError(f"The constraint {constraint!r} cannot be translated.")
 
         # Rules that no values at all could satisfy are refused before anything is attached.
         new_formulas = [translate(constraint) for constraint in translatable]
@@ -159,9 +159,9 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         """Keep a checked constraint for the engine, and with SDV as a safety net."""
         if isinstance(constraint, ProgrammableConstraint):
             warnings.warn(
-                f'{type(constraint).__name__} cannot be translated for the JANUS engine; it is '
-                'enforced by rejection, outside the no-rejection guarantee, and sample() may '
-                'return fewer rows.',
+                f"{type(constraint).__name__} cannot be translated for the JANUS engine; it is "
+                "enforced by rejection, outside the no-rejection guarantee, and sample() may "
+                "return fewer rows.",
                 JanusWarning,
                 stacklevel=3,
             )
@@ -185,21 +185,21 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         specs = []
         for name in processed_data.columns:
             column = columns_metadata.get(name, {})
-            sdtype = column.get('sdtype', 'categorical')
-            kind = _SDTYPE_TO_KIND.get(sdtype, 'categorical')
-            if sdtype == 'ordinal' and pd.api.types.is_numeric_dtype(processed_data[name]):
+            sdtype = column.get("sdtype", "categorical")
+            kind = _SDTYPE_TO_KIND.get(sdtype, "categorical")
+            if sdtype == "ordinal" and pd.api.types.is_numeric_dtype(processed_data[name]):
                 # Whole numbers that SDV's detection calls ordinal stay numbers, so that
                 # arithmetic rules can use them; few distinct values keep exact states.
-                kind = 'numerical'
+                kind = "numerical"
 
             specs.append(
                 ColumnSpec(
                     name=name,
                     kind=kind,
-                    ordered=sdtype == 'ordinal',
+                    ordered=sdtype == "ordinal",
                     round_values=self.enforce_rounding,
-                    decimal_places=column.get('decimal_places'),
-                    datetime_format=column.get('datetime_format'),
+                    decimal_places=column.get("decimal_places"),
+                    datetime_format=column.get("datetime_format"),
                     increment=increments.get(name),
                 )
             )
@@ -234,11 +234,11 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         conditions = dict(conditions or {})
         unknown = sorted(set(conditions) - set(self._model.columns))
         if unknown:
-            raise JanusInputError(f'Conditions name columns that are not modelled: {unknown}.')
+            raise JanusInputError(f"Conditions name columns that are not modelled: {unknown}.")
 
         rules = [rule.formula for rule in self._extra_rules]
         try:
-            record = getattr(self, '_record_allowed', False)
+            record = getattr(self, "_record_allowed", False)
             drawn = self._model.sample(num_rows, conditions, rules, return_allowed=record)
             drawn, self._last_allowed = drawn if record else (drawn, {})
         except InfeasibleConstraintsError:
@@ -294,14 +294,14 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             An edge ``u -> v`` means the tree of ``v`` may split on ``u``.
         """
         if not self._fitted:
-            raise JanusInputError('The synthesizer must be fitted before its graph exists.')
+            raise JanusInputError("The synthesizer must be fitted before its graph exists.")
 
         return self._model.get_graph()
 
 
 def _is_increment(constraint):
     """Whether a constraint is SDV's FixedIncrements (a rounding step, not a formula)."""
-    return type(constraint).__name__ == 'FixedIncrements'
+    return type(constraint).__name__ == "FixedIncrements"
 
 
 def _check_parameters(arguments):
@@ -311,5 +311,5 @@ def _check_parameters(arguments):
         if isinstance(value, bool) or not isinstance(value, types) or not check(value):
             raise JanusInputError(
                 f"Invalid value for parameter '{name}' of JanusSynthesizer: expected {allowed}, "
-                f'got {value!r}.'
+                f"got {value!r}."
             )

@@ -3,4 +3,4 @@
 from sdv_janus.engine.encoding import ColumnSpec
 from sdv_janus.engine.model import JanusModel
 
-__all__ = ['ColumnSpec', 'JanusModel']
+__all__ = ["ColumnSpec", "JanusModel"]

@@ -8,7 +8,7 @@ arguments.
 import numba
 import numpy as np
 
-_ROUTE_SIGNATURE = 'i4[:](i4[:, :], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:])'
+_ROUTE_SIGNATURE = "i4[:](i4[:, :], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:])"
 
 
 @numba.njit(_ROUTE_SIGNATURE, cache=True, nogil=True)
@@ -51,7 +51,7 @@ def route_rows(states, feature, left, right, mask_offset, go_left, leaf_of_node)
     return leaves
 
 
-@numba.njit('i4[:](f8[:, :], i4[:], f8[:])', cache=True, nogil=True)
+@numba.njit("i4[:](f8[:, :], i4[:], f8[:])", cache=True, nogil=True)
 def draw_states(cumulative, rows, uniforms):
     """Draw one state per row by inverting a cumulative distribution.
 
@@ -89,7 +89,7 @@ def draw_states(cumulative, rows, uniforms):
     return drawn
 
 
-@numba.njit('f8[:](i4[:], i8, i8[:], f8[:])', cache=True, nogil=True)
+@numba.njit("f8[:](i4[:], i8, i8[:], f8[:])", cache=True, nogil=True)
 def stratified_uniforms(groups, n_groups, visit_order, jitter):
     """Uniforms that are stratified within each group of rows.
 
@@ -129,7 +129,7 @@ def stratified_uniforms(groups, n_groups, visit_order, jitter):
     return uniforms
 
 
-@numba.njit('f8(f8[:], f8)', cache=True, nogil=True)
+@numba.njit("f8(f8[:], f8)", cache=True, nogil=True)
 def _knot_cdf(knots, value):
     """Piecewise-linear CDF through quantile knots (equal probability between knots)."""
     n_pieces = len(knots) - 1
@@ -148,7 +148,7 @@ def _knot_cdf(knots, value):
     return (piece + inside) / n_pieces
 
 
-@numba.njit('f8[:, :](f8[:, :], f8[:], f8[:], b1[:], b1[:], i8)', cache=True, nogil=True)
+@numba.njit("f8[:, :](f8[:, :], f8[:], f8[:], b1[:], b1[:], i8)", cache=True, nogil=True)
 def interval_mass(knots, low, high, low_strict, high_strict, n_states):
     """Mass that each value state puts inside each row's interval.
 
@@ -178,9 +178,7 @@ def interval_mass(knots, low, high, low_strict, high_strict, n_states):
             first_knot = knots[state, 0]
             if first_knot == knots[state, last]:
                 above = first_knot > low[row] or (first_knot == low[row] and not low_strict[row])
-                below = first_knot < high[row] or (
-                    first_knot == high[row] and not high_strict[row]
-                )
+                below = first_knot < high[row] or (first_knot == high[row] and not high_strict[row])
                 mass[row, state] = 1.0 if above and below else 0.0
             else:
                 upper = _knot_cdf(knots[state], high[row])
@@ -190,7 +188,7 @@ def interval_mass(knots, low, high, low_strict, high_strict, n_states):
     return mass
 
 
-@numba.njit('f8[:](f8[:, :], i4[:], f8[:], f8[:], f8[:])', cache=True, nogil=True)
+@numba.njit("f8[:](f8[:, :], i4[:], f8[:], f8[:], f8[:])", cache=True, nogil=True)
 def draw_inside_interval(knots, states, low, high, uniforms):
     """Draw a value in each row's state, restricted to the row's interval.
 
@@ -217,7 +215,7 @@ def draw_inside_interval(knots, states, low, high, uniforms):
     return values
 
 
-@numba.njit('i4[:](f8[:, :], f8[:])', cache=True, nogil=True)
+@numba.njit("i4[:](f8[:, :], f8[:])", cache=True, nogil=True)
 def draw_from_weights(weights, uniforms):
     """Draw one state per row in proportion to that row's non-negative weights.
 

@@ -88,8 +88,8 @@ class ConstraintPlanner:
         n_combinations = int(np.prod([len(terms) for terms in term_lists]))
         if n_combinations > MAX_COMBINATIONS:
             raise ValueError(
-                f'The constraints split into {n_combinations} cases (alternatives multiply); '
-                f'at most {MAX_COMBINATIONS} are supported. Combine alternatives into fewer rules.'
+                f"The constraints split into {n_combinations} cases (alternatives multiply); "
+                f"at most {MAX_COMBINATIONS} are supported. Combine alternatives into fewer rules."
             )
 
         plans, errors = [], []
@@ -106,7 +106,7 @@ class ConstraintPlanner:
             if len(errors) == 1:
                 raise errors[0]
 
-            raise InfeasibleConstraintsError(conflicting, ranges, 'in every case of alternatives')
+            raise InfeasibleConstraintsError(conflicting, ranges, "in every case of alternatives")
 
         return plans
 
@@ -119,8 +119,8 @@ class ConstraintPlanner:
         both = sorted(linear_columns & table_columns)
         if both:
             raise ValueError(
-                f'The column(s) {both} appear both in arithmetic rules and in sets or tables of '
-                'values; a column can be constrained one way only.'
+                f"The column(s) {both} appear both in arithmetic rules and in sets or tables of "
+                "values; a column can be constrained one way only."
             )
 
         domains = self._domains(linear_columns)
@@ -166,25 +166,25 @@ class ConstraintPlanner:
     def _check_columns(self, formula):
         """Every column is modelled and of the kind the atom needs."""
         for atom in _atoms_of(formula):
-            for column in getattr(atom, 'columns', ()):
+            for column in getattr(atom, "columns", ()):
                 if column not in self._codec:
                     raise ValueError(
                         f"The constraint '{atom.name}' names the column '{column}', which is not "
-                        'modelled.'
+                        "modelled."
                     )
 
                 is_categorical = self._codec[column].spec.kind == CATEGORICAL
                 if isinstance(atom, Linear) and is_categorical:
                     raise ValueError(
                         f"The constraint '{atom.name}' uses the categorical column '{column}' in "
-                        'arithmetic; only numerical and datetime columns can be.'
+                        "arithmetic; only numerical and datetime columns can be."
                     )
 
 
 def _atoms_of(formula):
     if isinstance(formula, (Linear, InSet, AllowedTuples)):
         yield formula
-    elif hasattr(formula, 'items'):
+    elif hasattr(formula, "items"):
         for item in formula.items:
             yield from _atoms_of(item)
     else:
@@ -230,7 +230,7 @@ class ConstrainedSampler:
             for by_column in (plan.linear_by_column, plan.tables_by_column):
                 for rules in by_column.values():
                     for rule in rules:
-                        names.update(getattr(rule, 'coefficients', None) or rule.columns)
+                        names.update(getattr(rule, "coefficients", None) or rule.columns)
 
         return {self.model.columns.index(name) for name in names}
 
@@ -250,7 +250,7 @@ class ConstrainedSampler:
         weights = np.exp(finite - finite.max())
         squared_variation = weights.var() / max(weights.mean() ** 2, 1e-300)
         needed = int(np.ceil(squared_variation / _BIAS_TOLERANCE))
-        LOGGER.debug('Weight CV^2 %.4f: %d candidate(s) per row', squared_variation, needed)
+        LOGGER.debug("Weight CV^2 %.4f: %d candidate(s) per row", squared_variation, needed)
         return int(np.clip(needed, 1, self.candidates_per_row))
 
     def sample(self, n_rows, rng, record_allowed=False):
@@ -371,7 +371,7 @@ def _draw_from_set(probabilities, prior, mask, uniforms):
         weights[still_empty] = mask[still_empty].astype(float)
 
     drawn = draw_from_weights(np.ascontiguousarray(weights), uniforms)
-    with np.errstate(divide='ignore'):
+    with np.errstate(divide="ignore"):
         return drawn, np.log(mass)
 
 
@@ -404,7 +404,7 @@ def _draw_from_interval(codec, probabilities, prior, plan, numbers, uniforms, rn
     values[drawn == encoder.missing_state] = np.nan
     values = _round_inward(codec, values, low, high, low_strict, high_strict)
 
-    with np.errstate(divide='ignore'):
+    with np.errstate(divide="ignore"):
         log_mass = np.log(mass)
         log_mass[single] = np.log(probabilities[single, drawn[single]])
 
@@ -445,7 +445,7 @@ def _round_inward(codec, values, low, high, low_strict, high_strict):
     if outside.any():
         warnings.warn(
             f"{int(outside.sum())} value(s) of '{codec.spec.name}' have no point of its "
-            f'resolution ({step:g}) inside their feasible interval; they are left unrounded.',
+            f"resolution ({step:g}) inside their feasible interval; they are left unrounded.",
             ConstraintGuaranteeWarning,
             stacklevel=3,
         )
@@ -482,7 +482,7 @@ def _choose_in_proportion(log_weights, n_rows, rng):
     weights = np.where(finite, np.exp(log_weights - log_weights[finite].max()), 0.0)
     inclusion = _capped_inclusion(weights, n_rows)
     points = rng.random() + np.arange(n_rows)
-    chosen = np.searchsorted(np.cumsum(inclusion), points, side='right')
+    chosen = np.searchsorted(np.cumsum(inclusion), points, side="right")
     return np.minimum(chosen, len(weights) - 1)
 
 
@@ -543,4 +543,4 @@ def check_linear_feasibility(formulas):
         raise errors[0]
 
     conflicting = frozenset().union(*(error.conflicting for error in errors))
-    raise InfeasibleConstraintsError(conflicting, (), 'in every case of alternatives')
+    raise InfeasibleConstraintsError(conflicting, (), "in every case of alternatives")

@@ -15,9 +15,9 @@ import pandas as pd
 
 LOGGER = logging.getLogger(__name__)
 
-CATEGORICAL = 'categorical'
-NUMERICAL = 'numerical'
-DATETIME = 'datetime'
+CATEGORICAL = "categorical"
+NUMERICAL = "numerical"
+DATETIME = "datetime"
 KINDS = (CATEGORICAL, NUMERICAL, DATETIME)
 
 UNKNOWN_STATE = -1
@@ -310,7 +310,7 @@ def _quantile_intervals(sorted_values, n_bins, min_count):
         return []
 
     edges = np.unique(np.quantile(sorted_values, np.linspace(0.0, 1.0, n_bins + 1))[:-1])
-    starts = np.searchsorted(sorted_values, edges, side='left')
+    starts = np.searchsorted(sorted_values, edges, side="left")
     chunks = np.split(sorted_values, starts[1:])
 
     merged = [chunks[0]]
@@ -325,7 +325,7 @@ def _quantile_intervals(sorted_values, n_bins, min_count):
 
 def _interval_of(starts, values):
     """Index of the interval (given by sorted start points) holding each value."""
-    index = np.searchsorted(starts, values, side='right') - 1
+    index = np.searchsorted(starts, values, side="right") - 1
     return np.clip(index, 0, len(starts) - 1)
 
 
@@ -362,20 +362,20 @@ def datetime_to_float(values, datetime_format=None):
 
     Unparseable values and nulls become NaN. Time zones are converted to UTC.
     """
-    parsed = pd.to_datetime(pd.Series(values, copy=False), format=datetime_format, errors='coerce')
-    if getattr(parsed.dt, 'tz', None) is not None:
-        parsed = parsed.dt.tz_convert('UTC').dt.tz_localize(None)
+    parsed = pd.to_datetime(pd.Series(values, copy=False), format=datetime_format, errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
 
-    nanoseconds = parsed.to_numpy(dtype='datetime64[ns]').astype(np.int64).astype(np.float64)
+    nanoseconds = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
     nanoseconds[parsed.isna().to_numpy()] = np.nan
     return nanoseconds
 
 
 def float_to_datetime(nanoseconds):
     """Convert float64 nanoseconds since 1970 (NaN for nulls) to a datetime64[ns] array."""
-    result = np.full(len(nanoseconds), np.datetime64('NaT'), dtype='datetime64[ns]')
+    result = np.full(len(nanoseconds), np.datetime64("NaT"), dtype="datetime64[ns]")
     present = ~np.isnan(nanoseconds)
-    result[present] = np.round(nanoseconds[present]).astype(np.int64).view('datetime64[ns]')
+    result[present] = np.round(nanoseconds[present]).astype(np.int64).view("datetime64[ns]")
     return result
 
 
@@ -413,7 +413,7 @@ class ColumnCodec:
             return datetime_to_float(values, self.spec.datetime_format)
 
         if self.spec.kind == NUMERICAL:
-            return pd.to_numeric(pd.Series(values, copy=False), errors='coerce').to_numpy(
+            return pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
 

@@ -125,22 +125,26 @@ class JanusModel:
         states = self.encode(columns)
         self.n_states_ = [codec.n_states for codec in self.codecs_]
         self.ordered_ = [codec.encoder.ordered for codec in self.codecs_]
-        LOGGER.info('Encoded %d columns in %.2fs', len(specs), time.perf_counter() - started)
+        LOGGER.info("Encoded %d columns in %.2fs", len(specs), time.perf_counter() - started)
 
         self.order_, candidates = self._order_and_candidates(states)
         self.trees_ = [None] * len(self.codecs_)
         for column in self.order_:
             self.trees_[column] = grow_tree(
-                states, column, candidates[column], self.n_states_, self.ordered_,
+                states,
+                column,
+                candidates[column],
+                self.n_states_,
+                self.ordered_,
                 self.tree_settings,
             )
 
         self.graph_ = _graph_of_trees(self.trees_)
-        LOGGER.info('Graph has %d edges', self.graph_.number_of_edges())
+        LOGGER.info("Graph has %d edges", self.graph_.number_of_edges())
         self.sampler_ = StateSampler(self.trees_, self.graph_, self.candidates_per_row)
         self.constraints_ = [_with_training_rows(rule, columns) for rule in constraints]
         self._constrained_sampler = self._build_constrained_sampler(self.constraints_)
-        LOGGER.info('Fitted in %.2fs', time.perf_counter() - started)
+        LOGGER.info("Fitted in %.2fs", time.perf_counter() - started)
         return self
 
     def encode(self, columns):
@@ -168,8 +172,7 @@ class JanusModel:
         order = list(nx.lexicographical_topological_sort(graph))
         usable = [column for column in order if column not in isolated]
         return order, {
-            column: [] if column in isolated else usable[: usable.index(column)]
-            for column in order
+            column: [] if column in isolated else usable[: usable.index(column)] for column in order
         }
 
     def _high_cardinality_columns(self, n_rows):
@@ -181,7 +184,7 @@ class JanusModel:
         }
         if isolated:
             LOGGER.info(
-                'Columns drawn from their marginal (too many states for the graph): %s',
+                "Columns drawn from their marginal (too many states for the graph): %s",
                 [self.columns[index] for index in sorted(isolated)],
             )
 
@@ -205,11 +208,11 @@ class JanusModel:
         index = {name: position for position, name in enumerate(self.columns)}
         unknown = sorted(set(named_graph.nodes) - set(index), key=str)
         if unknown:
-            raise ValueError(f'The graph names columns that are not modelled: {unknown}.')
+            raise ValueError(f"The graph names columns that are not modelled: {unknown}.")
 
         if not nx.is_directed_acyclic_graph(named_graph):
             cycle = nx.find_cycle(named_graph)
-            raise ValueError(f'The graph must be acyclic; it has the cycle {cycle}.')
+            raise ValueError(f"The graph must be acyclic; it has the cycle {cycle}.")
 
         graph = nx.DiGraph()
         graph.add_nodes_from(range(len(index)))
@@ -301,7 +304,7 @@ class JanusModel:
         self.condition_states(conditions)
         atoms = []
         for name, value in conditions.items():
-            label = f'condition {name}={value!r}'
+            label = f"condition {name}={value!r}"
             codec = self.codecs_[self.columns.index(name)]
             number = codec.to_numbers(np.array([value], dtype=object))[0]
             if codec.spec.kind == CATEGORICAL or np.isnan(number):
@@ -352,11 +355,11 @@ def _check_in_range(name, codec, value):
     low, high = codec.encoder.min_, codec.encoder.max_
     if not np.isnan(number) and not low <= number <= high:
         shown = (low, high)
-        if codec.spec.kind != 'numerical':
+        if codec.spec.kind != "numerical":
             shown = tuple(codec.from_numbers(np.array([low, high])))
 
         raise ValueError(
-            f'The condition {name}={value!r} lies outside the training range of '
+            f"The condition {name}={value!r} lies outside the training range of "
             f"'{name}' ({shown[0]} to {shown[1]}); the model cannot produce it."
         )
 

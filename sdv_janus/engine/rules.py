@@ -125,7 +125,7 @@ def disjoint_terms(formula):
 
         return terms
 
-    raise TypeError(f'Unknown formula element {formula!r}.')
+    raise TypeError(f"Unknown formula element {formula!r}.")
 
 
 def _negated_terms(formula):
@@ -142,7 +142,7 @@ def _negated_terms(formula):
     if isinstance(formula, AnyOf):
         return disjoint_terms(AllOf(tuple(Not(item) for item in formula.items)))
 
-    raise TypeError(f'Unknown formula element {formula!r}.')
+    raise TypeError(f"Unknown formula element {formula!r}.")
 
 
 def atom_names(formula):

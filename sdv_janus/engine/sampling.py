@@ -68,8 +68,10 @@ class StateSampler:
 
         chunk = max(1, _POOL_ROWS_PER_CHUNK // self.candidates_per_row)
         if n_rows > chunk:
-            parts = [self.sample(min(chunk, n_rows - start), rng, fixed)
-                     for start in range(0, n_rows, chunk)]
+            parts = [
+                self.sample(min(chunk, n_rows - start), rng, fixed)
+                for start in range(0, n_rows, chunk)
+            ]
             return np.concatenate(parts)
 
         pool_size = n_rows * self.candidates_per_row
@@ -78,8 +80,10 @@ class StateSampler:
         log_weights = self._condition_log_likelihood(pool, fixed)
         chosen = _resample(log_weights, n_rows, rng)
         LOGGER.debug(
-            'Conditioned on %d columns: effective pool size %.0f of %d',
-            len(fixed), _effective_size(log_weights), pool_size,
+            "Conditioned on %d columns: effective pool size %.0f of %d",
+            len(fixed),
+            _effective_size(log_weights),
+            pool_size,
         )
         return self.forward(pool[chosen], rng, fixed, skip=upstream | set(fixed))
 
@@ -171,7 +175,7 @@ def _resample(log_weights, n_draws, rng):
     """Indices drawn with replacement in proportion to ``exp(log_weights)``."""
     weights = np.exp(log_weights - log_weights.max())
     cumulative = np.cumsum(weights)
-    chosen = np.searchsorted(cumulative, rng.random(n_draws) * cumulative[-1], side='right')
+    chosen = np.searchsorted(cumulative, rng.random(n_draws) * cumulative[-1], side="right")
     return np.minimum(chosen, len(cumulative) - 1)
 
 

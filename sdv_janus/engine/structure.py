@@ -120,7 +120,7 @@ def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None,
             continue
 
         graph.add_edge(int(parent), int(child))
-        LOGGER.debug('Added edge %d -> %d (gain %.2f)', parent, child, gains[parent, child])
+        LOGGER.debug("Added edge %d -> %d (gain %.2f)", parent, child, gains[parent, child])
         gains[:, child] = _addition_gains(graph, score, child, n_states, max_parents, max_configs)
         gains[isolated, child] = -np.inf
 

@@ -156,8 +156,16 @@ def grow_tree(states, child, parents, n_states, ordered, settings):
         node, rows, depth = pending.pop()
         split = None
         if depth < settings.max_depth and len(rows) >= 2 * settings.min_samples_leaf:
-            split = _best_split(states, rows, child_states[rows], parents, n_states, ordered,
-                                split_prior, settings.min_samples_leaf)
+            split = _best_split(
+                states,
+                rows,
+                child_states[rows],
+                parents,
+                n_states,
+                ordered,
+                split_prior,
+                settings.min_samples_leaf,
+            )
 
         if split is None:
             counts = np.bincount(child_states[rows], minlength=n_states[child])
@@ -231,7 +239,7 @@ def _candidate_splits(table, is_ordered, prior):
     present = np.flatnonzero(table.sum(axis=1) > 0)
     mode = int(np.argmax(table.sum(axis=0)))
     share = (table[present, mode] + prior[mode]) / (table[present].sum(axis=1) + prior.sum())
-    order = present[np.argsort(share, kind='stable')]
+    order = present[np.argsort(share, kind="stable")]
     subset_counts, subset_masks = _threshold_splits(table, order)
 
     one_masks = np.zeros((len(present), n_parent), dtype=bool)

@@ -7,13 +7,25 @@ from benchmark.datasets import load_dataset
 from sdv_janus import JanusSynthesizer
 
 DATASETS = [
-    'abalone', 'adult', 'alarm', 'asia', 'bank_marketing', 'cardio', 'child', 'credit_default',
-    'diabetes', 'house_sales', 'insurance', 'intrusion', 'loans', 'student_placements',
-    'wine_quality',
+    "abalone",
+    "adult",
+    "alarm",
+    "asia",
+    "bank_marketing",
+    "cardio",
+    "child",
+    "credit_default",
+    "diabetes",
+    "house_sales",
+    "insurance",
+    "intrusion",
+    "loans",
+    "student_placements",
+    "wine_quality",
 ]
 
 
-@pytest.mark.parametrize('name', DATASETS)
+@pytest.mark.parametrize("name", DATASETS)
 def test_fit_and_sample_keep_dtypes_and_every_category(name, data_dir):
     dataset = load_dataset(name, data_dir, rows=1500)
     synthesizer = JanusSynthesizer(dataset.metadata)
@@ -23,6 +35,6 @@ def test_fit_and_sample_keep_dtypes_and_every_category(name, data_dir):
     assert len(synthetic) == len(dataset.data)
     assert synthetic.dtypes.to_dict() == dataset.data.dtypes.to_dict()
     for column, sdtype in dataset.sdtypes.items():
-        if sdtype in ('categorical', 'boolean', 'ordinal'):
+        if sdtype in ("categorical", "boolean", "ordinal"):
             coverage = CategoryCoverage.compute(dataset.data[column], synthetic[column])
             assert coverage == 1.0, column

@@ -193,12 +193,12 @@ def test_constraints_survive_save_and_load(constrained, tmp_path):
 
 
 def test_sampled_uncertainty_describes_the_truncated_distribution(constrained):
-    sampled = constrained.sample_with_uncertainty(2000, by_column=True)['offers']
+    sampled = constrained.sample_with_uncertainty(2000, by_column=True)["offers"]
     assert set(check_all(sampled).values()) == {1.0}
     untruncated = constrained.get_uncertainty(sampled, by_column=True)
-    basic = sampled['plan'] == 'basic'
+    basic = sampled["plan"] == "basic"
     # Basic plans allow at most 5 seats: the cut removes states, so less is left to doubt.
-    truncated_seats = sampled.loc[basic, 'seats__total']
-    assert (truncated_seats <= untruncated.loc[basic, 'seats__total'] + 1e-9).all()
-    assert truncated_seats.mean() < untruncated.loc[basic, 'seats__total'].mean()
-    assert (sampled['epistemic'] >= 0).all()
+    truncated_seats = sampled.loc[basic, "seats__total"]
+    assert (truncated_seats <= untruncated.loc[basic, "seats__total"] + 1e-9).all()
+    assert truncated_seats.mean() < untruncated.loc[basic, "seats__total"].mean()
+    assert (sampled["epistemic"] >= 0).all()

@@ -190,8 +190,8 @@ def test_adult_dtypes_and_coverage(adult):
 
 def test_numeric_condition_outside_training_range_is_a_clear_error(fitted, placements):
     with pytest.raises(Exception) as raised:
-        fitted.sample_from_conditions([Condition({'degree_perc': 150.0}, num_rows=5)])
+        fitted.sample_from_conditions([Condition({"degree_perc": 150.0}, num_rows=5)])
 
     error = raised.value.__cause__ or raised.value
     assert isinstance(error, JanusInputError)
-    assert 'degree_perc' in str(error) and 'training range' in str(error)
+    assert "degree_perc" in str(error) and "training range" in str(error)

@@ -23,10 +23,10 @@ def random_table(rng, n_columns, n_rows=600):
         values = base * rng.uniform(-2, 2) + rng.gamma(2.0, size=n_rows) * rng.uniform(0.5, 3)
         if rng.random() < 0.5:
             values = np.round(values * 10)
-        columns[f'x{index}'] = values
+        columns[f"x{index}"] = values
 
-    columns['group'] = rng.choice(['a', 'b', 'c'], size=n_rows, p=[0.5, 0.3, 0.2])
-    columns['kind'] = np.where(columns['group'] == 'a', rng.choice(['k1', 'k2'], n_rows), 'k3')
+    columns["group"] = rng.choice(["a", "b", "c"], size=n_rows, p=[0.5, 0.3, 0.2])
+    columns["kind"] = np.where(columns["group"] == "a", rng.choice(["k1", "k2"], n_rows), "k3")
     return pd.DataFrame(columns)
 
 
@@ -57,7 +57,7 @@ def scenarios(draw):
     rng = np.random.default_rng(seed)
     n_columns = draw(st.integers(2, 6))
     frame = random_table(rng, n_columns)
-    numeric = [f'x{i}' for i in range(n_columns)]
+    numeric = [f"x{i}" for i in range(n_columns)]
     rules = []
 
     # A chain x0 <= x1 <= ... over sorted values, so that it holds on every row.
@@ -66,50 +66,68 @@ def scenarios(draw):
         chain = numeric[:chain_length]
         frame[chain] = np.sort(frame[chain].to_numpy(), axis=1)
         for low, high in zip(chain, chain[1:]):
-            rules.append(Linear(((high, 1.0), (low, -1.0)), 0.0, False, f'{low} <= {high}'))
+            rules.append(Linear(((high, 1.0), (low, -1.0)), 0.0, False, f"{low} <= {high}"))
 
     if draw(st.booleans()):
         # An equality: a total column is the sum of two others of the same kind (integers are
         # only exact when every column of an equality is an integer).
         first, second = numeric[0], numeric[1]
         if is_integer(frame, first) != is_integer(frame, second):
-            frame[second] = np.round(frame[second]) if is_integer(frame, first) else frame[
-                second] + 0.5 * rng.random(len(frame))
+            frame[second] = (
+                np.round(frame[second])
+                if is_integer(frame, first)
+                else frame[second] + 0.5 * rng.random(len(frame))
+            )
 
-        frame['total'] = frame[first] + frame[second]
-        numeric.append('total')
-        terms = (('total', 1.0), (first, -1.0), (second, -1.0))
-        rules.append(AllOf((
-            Linear(terms, 0.0, False, 'total == sum'),
-            Linear(tuple((name, -value) for name, value in terms), 0.0, False, 'total == sum'),
-        )))
+        frame["total"] = frame[first] + frame[second]
+        numeric.append("total")
+        terms = (("total", 1.0), (first, -1.0), (second, -1.0))
+        rules.append(
+            AllOf(
+                (
+                    Linear(terms, 0.0, False, "total == sum"),
+                    Linear(
+                        tuple((name, -value) for name, value in terms), 0.0, False, "total == sum"
+                    ),
+                )
+            )
+        )
 
     for index in range(draw(st.integers(0, 3))):
         size = draw(st.integers(1, min(3, n_columns)))
         names = list(rng.choice(numeric, size=size, replace=False))
-        rules.append(rule_that_holds(rng, frame, names, f'linear {index}', draw(st.booleans())))
+        rules.append(rule_that_holds(rng, frame, names, f"linear {index}", draw(st.booleans())))
 
     if draw(st.booleans()):
-        rules.append(AllowedTuples(('group', 'kind'), None, 'group and kind'))
+        rules.append(AllowedTuples(("group", "kind"), None, "group and kind"))
 
     if draw(st.booleans()):
         column = numeric[-1]
-        threshold = float(frame.loc[frame['group'] == 'c', column].min())
-        rules.append(AnyOf((InSet('group', ('c',), 'implication', negated=True),
-                            Linear(((column, 1.0),), -threshold, False, 'implication'))))
+        threshold = float(frame.loc[frame["group"] == "c", column].min())
+        rules.append(
+            AnyOf(
+                (
+                    InSet("group", ("c",), "implication", negated=True),
+                    Linear(((column, 1.0),), -threshold, False, "implication"),
+                )
+            )
+        )
 
     conditions = {}
     if draw(st.booleans()):
-        conditions['group'] = draw(st.sampled_from(['a', 'b', 'c']))
+        conditions["group"] = draw(st.sampled_from(["a", "b", "c"]))
 
     return frame, rules, conditions, seed
 
 
 def fit(frame, rules, seed):
-    specs = [ColumnSpec(name, 'categorical' if frame[name].dtype == object else 'numerical')
-             for name in frame.columns]
-    model = JanusModel(min_samples_leaf=5).fit({c: frame[c].to_numpy() for c in frame}, specs,
-                                               rules)
+    specs = [
+        ColumnSpec(name, "categorical" if frame[name].dtype == object else "numerical")
+        for name in frame.columns
+    ]
+    model = JanusModel(min_samples_leaf=5).fit(
+        {c: frame[c].to_numpy() for c in frame}, specs, rules
+    )
     model.set_random_state(seed)
     return model
 
@@ -153,34 +171,34 @@ def test_property_run_checked_enough_rows():
 
 def test_cycle_of_rules_is_infeasible_and_named():
     rules = [
-        Linear((('b', 1.0), ('a', -1.0)), 0.0, False, 'a <= b'),
-        Linear((('c', 1.0), ('b', -1.0)), 0.0, False, 'b <= c'),
-        Linear((('a', 1.0), ('c', -1.0)), 0.0, True, 'c < a'),
+        Linear((("b", 1.0), ("a", -1.0)), 0.0, False, "a <= b"),
+        Linear((("c", 1.0), ("b", -1.0)), 0.0, False, "b <= c"),
+        Linear((("a", 1.0), ("c", -1.0)), 0.0, True, "c < a"),
     ]
     with pytest.raises(InfeasibleConstraintsError) as raised:
         JanusModel.check_feasible(rules)
 
-    assert raised.value.conflicting == {'a <= b', 'b <= c', 'c < a'}
+    assert raised.value.conflicting == {"a <= b", "b <= c", "c < a"}
 
 
 def test_condition_outside_the_rules_is_infeasible_before_sampling():
     rng = np.random.default_rng(0)
     frame = random_table(rng, 2)
-    frame[['x0', 'x1']] = np.sort(frame[['x0', 'x1']].to_numpy(), axis=1)
-    rule = Linear((('x1', 1.0), ('x0', -1.0)), 0.0, False, 'x0 <= x1')
+    frame[["x0", "x1"]] = np.sort(frame[["x0", "x1"]].to_numpy(), axis=1)
+    rule = Linear((("x1", 1.0), ("x0", -1.0)), 0.0, False, "x0 <= x1")
     model = fit(frame, [rule], 0)
-    high_x0, low_x1 = float(frame['x0'].max()), float(frame['x1'].min())
+    high_x0, low_x1 = float(frame["x0"].max()), float(frame["x1"].min())
     assert high_x0 > low_x1
-    with pytest.raises(InfeasibleConstraintsError, match='x0 <= x1') as raised:
-        model.sample(10, {'x1': low_x1, 'x0': high_x0})
+    with pytest.raises(InfeasibleConstraintsError, match="x0 <= x1") as raised:
+        model.sample(10, {"x1": low_x1, "x0": high_x0})
 
-    assert 'condition' in str(raised.value)
+    assert "condition" in str(raised.value)
 
 
 def test_constrained_rows_are_drawn_once_each():
     """The engine returns exactly what it is asked for: no reject loop above it."""
     rng = np.random.default_rng(1)
     frame = random_table(rng, 3)
-    rule = rule_that_holds(rng, frame, ['x0', 'x2'], 'rule', False)
+    rule = rule_that_holds(rng, frame, ["x0", "x2"], "rule", False)
     model = fit(frame, [rule], 1)
     assert len(pd.DataFrame(model.sample(777))) == 777

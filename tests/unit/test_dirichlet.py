@@ -36,10 +36,10 @@ def test_log_marginal_likelihood_matches_direct_formula():
     np.testing.assert_allclose(log_marginal_likelihood(counts, alpha), expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize('dense', [True, False])
+@pytest.mark.parametrize("dense", [True, False])
 def test_bdeu_matches_direct_sum(monkeypatch, dense):
     if not dense:
-        monkeypatch.setattr(_dirichlet, '_DENSE_CELL_LIMIT', 0)
+        monkeypatch.setattr(_dirichlet, "_DENSE_CELL_LIMIT", 0)
 
     rng = np.random.default_rng(1)
     parents = rng.integers(0, 6, size=500)

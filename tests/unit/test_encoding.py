@@ -13,21 +13,21 @@ from sdv_janus.engine.encoding import (
 
 
 def test_categorical_round_trip_keeps_rare_categories_and_nulls():
-    values = np.array(['b', 'a', None, 'a', 'rare', 'b', np.nan], dtype=object)
+    values = np.array(["b", "a", None, "a", "rare", "b", np.nan], dtype=object)
     encoder = CategoricalEncoder().fit(values)
     states = encoder.encode(values)
-    assert list(encoder.categories_) == ['a', 'b', 'rare']
+    assert list(encoder.categories_) == ["a", "b", "rare"]
     assert encoder.n_states == 4
     assert list(states) == [1, 0, 3, 0, 2, 1, 3]
     decoded = encoder.decode(states)
-    assert list(decoded[[0, 1, 3, 4]]) == ['b', 'a', 'a', 'rare']
+    assert list(decoded[[0, 1, 3, 4]]) == ["b", "a", "a", "rare"]
     assert pd.isna(decoded[2]) and pd.isna(decoded[6])
     assert list(encoder.counts_) == [2, 2, 1, 2]
 
 
 def test_categorical_unseen_value_is_unknown():
-    encoder = CategoricalEncoder().fit(np.array(['x', 'y'], dtype=object))
-    assert list(encoder.encode(np.array(['y', 'z'], dtype=object))) == [1, UNKNOWN_STATE]
+    encoder = CategoricalEncoder().fit(np.array(["x", "y"], dtype=object))
+    assert list(encoder.encode(np.array(["y", "z"], dtype=object))) == [1, UNKNOWN_STATE]
 
 
 def test_booleans_are_categories():
@@ -77,10 +77,10 @@ def test_out_of_range_values_get_the_nearest_state():
 
 
 def test_datetime_codec_round_trips_dates():
-    values = np.array(['2020-01-01', '2020-03-15', None, '2021-12-31'], dtype=object)
-    codec = ColumnCodec(ColumnSpec('d', 'datetime', datetime_format='%Y-%m-%d')).fit(values)
+    values = np.array(["2020-01-01", "2020-03-15", None, "2021-12-31"], dtype=object)
+    codec = ColumnCodec(ColumnSpec("d", "datetime", datetime_format="%Y-%m-%d")).fit(values)
     decoded = codec.decode(codec.encode(values), np.zeros(4))
-    expected = pd.to_datetime(pd.Series(values), format='%Y-%m-%d').to_numpy()
+    expected = pd.to_datetime(pd.Series(values), format="%Y-%m-%d").to_numpy()
     np.testing.assert_array_equal(decoded[[0, 1, 3]], expected[[0, 1, 3]])
     assert np.isnat(decoded[2])
     assert codec.datetime_unit_ == 86_400 * 10**9
@@ -89,14 +89,14 @@ def test_datetime_codec_round_trips_dates():
 def test_numeric_draws_are_rounded_to_the_training_precision():
     rng = np.random.default_rng(2)
     values = np.round(rng.normal(size=3000), 2)
-    codec = ColumnCodec(ColumnSpec('x', 'numerical')).fit(values)
+    codec = ColumnCodec(ColumnSpec("x", "numerical")).fit(values)
     draws = codec.decode(codec.encode(values), rng.random(len(values)))
     assert codec.decimal_places_ == 2
     np.testing.assert_allclose(draws, np.round(draws, 2), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
-    ('values', 'expected'),
+    ("values", "expected"),
     [([1.0, 2.0, 3.0], 0), ([0.5, 1.25], 2), ([0.627, 33.6], 3), ([np.pi], None)],
 )
 def test_learn_decimal_places(values, expected):

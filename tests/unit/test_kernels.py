@@ -20,8 +20,15 @@ def test_route_rows_matches_a_python_walk():
     states[:, 2] = (states[:, 0] + states[:, 1] * (rng.random(3000) < 0.7)) % 5
     tree = grow_tree(states, 2, [0, 1], [5, 5, 5], [True, False, False], TreeSettings())
     assert tree.n_leaves > 2
-    fast = route_rows(states, tree.feature, tree.left, tree.right, tree.mask_offset,
-                      tree.go_left, tree.leaf_of_node)
+    fast = route_rows(
+        states,
+        tree.feature,
+        tree.left,
+        tree.right,
+        tree.mask_offset,
+        tree.go_left,
+        tree.leaf_of_node,
+    )
     np.testing.assert_array_equal(fast, [route_slowly(tree, row) for row in states])
 
 
@@ -32,8 +39,10 @@ def test_draw_states_inverts_the_cumulative_distribution():
     cumulative = np.cumsum(probabilities, axis=1)
     rows = rng.integers(0, 4, size=5000).astype(np.int32)
     uniforms = rng.random(5000)
-    expected = [np.searchsorted(cumulative[r], u * cumulative[r, -1], side='right')
-                for r, u in zip(rows, uniforms)]
+    expected = [
+        np.searchsorted(cumulative[r], u * cumulative[r, -1], side="right")
+        for r, u in zip(rows, uniforms)
+    ]
     drawn = draw_states(cumulative, rows, uniforms)
     np.testing.assert_array_equal(drawn, expected)
     assert not np.any((rows == 1) & (drawn == 3))
@@ -42,8 +51,9 @@ def test_draw_states_inverts_the_cumulative_distribution():
 def test_stratified_uniforms_put_one_draw_in_each_stratum():
     rng = np.random.default_rng(2)
     groups = rng.integers(0, 5, size=1000).astype(np.int32)
-    uniforms = stratified_uniforms(groups, 5, rng.permutation(1000).astype(np.int64),
-                                   rng.random(1000))
+    uniforms = stratified_uniforms(
+        groups, 5, rng.permutation(1000).astype(np.int64), rng.random(1000)
+    )
     for group in range(5):
         members = uniforms[groups == group]
         strata = np.floor(members * len(members)).astype(int)

@@ -10,21 +10,21 @@ from sdv_janus.engine import ColumnSpec, JanusModel
 def small_network_data(n_rows, seed):
     """A -> B -> C over three categories each, with C's evidence informative about A."""
     rng = np.random.default_rng(seed)
-    a = rng.choice(['a0', 'a1', 'a2'], size=n_rows, p=[0.6, 0.3, 0.1])
-    shift = {'a0': 0, 'a1': 1, 'a2': 2}
+    a = rng.choice(["a0", "a1", "a2"], size=n_rows, p=[0.6, 0.3, 0.1])
+    shift = {"a0": 0, "a1": 1, "a2": 2}
     b_index = (np.vectorize(shift.get)(a) + (rng.random(n_rows) < 0.3)) % 3
     c_index = np.where(rng.random(n_rows) < 0.8, b_index, rng.integers(0, 3, size=n_rows))
     return {
-        'A': a,
-        'B': np.array(['b0', 'b1', 'b2'], dtype=object)[b_index],
-        'C': np.array(['c0', 'c1', 'c2'], dtype=object)[c_index],
+        "A": a,
+        "B": np.array(["b0", "b1", "b2"], dtype=object)[b_index],
+        "C": np.array(["c0", "c1", "c2"], dtype=object)[c_index],
     }
 
 
 def fitted_network(seed=0):
     columns = small_network_data(20000, seed)
-    graph = nx.DiGraph([('A', 'B'), ('B', 'C')])
-    specs = [ColumnSpec(name, 'categorical') for name in columns]
+    graph = nx.DiGraph([("A", "B"), ("B", "C")])
+    specs = [ColumnSpec(name, "categorical") for name in columns]
     return JanusModel(graph=graph).fit(columns, specs)
 
 
@@ -55,15 +55,15 @@ def test_forward_sampling_follows_the_model():
         assert distance < 0.02
 
 
-@pytest.mark.parametrize('condition', ['c2', 'c1'])
+@pytest.mark.parametrize("condition", ["c2", "c1"])
 def test_upstream_column_follows_exact_posterior_given_downstream_condition(condition):
     model = fitted_network()
     model.set_random_state(2)
     configurations, probability = exact_joint(model)
-    condition_state = model.condition_states({'C': condition})[2]
+    condition_state = model.condition_states({"C": condition})[2]
     given = configurations[:, 2] == condition_state
 
-    drawn = model.encode(model.sample(20000, {'C': condition}))
+    drawn = model.encode(model.sample(20000, {"C": condition}))
     assert np.all(drawn[:, 2] == condition_state)
     distance = total_variation(drawn[:, 0], configurations[given], probability[given], 0, 3)
     assert distance < 0.02

@@ -5,7 +5,7 @@ import numpy as np
 
 from sdv_janus.engine.structure import coarsen_states, learn_structure
 
-ENGINE = Path(__file__).resolve().parents[2] / 'sdv_janus' / 'engine'
+ENGINE = Path(__file__).resolve().parents[2] / "sdv_janus" / "engine"
 
 
 def test_learns_a_chain_and_leaves_an_independent_column_alone():
@@ -41,14 +41,14 @@ def test_coarsening_keeps_a_spike_apart():
 
 
 def test_engine_never_imports_sdv():
-    for path in ENGINE.glob('*.py'):
+    for path in ENGINE.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
-                names = [node.module or '']
+                names = [node.module or ""]
 
-            roots = {name.split('.')[0] for name in names}
-            assert not roots & {'sdv', 'sdmetrics', 'rdt'}, path
+            roots = {name.split(".")[0] for name in names}
+            assert not roots & {"sdv", "sdmetrics", "rdt"}, path

@@ -86,8 +86,10 @@ def test_categorical_parent_subset_split():
     child = np.isin(parent, [0, 3, 5]).astype(int) ^ (rng.random(6000) < 0.05)
     states = np.column_stack([parent, child]).astype(np.int32)
     tree = grow_tree(states, 1, [0], [6, 2], [False, False], TreeSettings())
-    groups = {tuple(sorted(np.unique(parent[tree.leaves_of(states) == leaf])))
-              for leaf in range(tree.n_leaves)}
+    groups = {
+        tuple(sorted(np.unique(parent[tree.leaves_of(states) == leaf])))
+        for leaf in range(tree.n_leaves)
+    }
     assert groups == {(0, 3, 5), (1, 2, 4)}
 
 
