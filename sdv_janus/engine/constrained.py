@@ -112,6 +112,7 @@ class ConstraintPlanner:
 
     def _plan(self, atoms):
         """Back-fill one conjunction of atoms."""
+        atoms = self._bounds_as_sets(atoms)
         linear = [self._linear_rule(atom) for atom in atoms if isinstance(atom, Linear)]
         tables = [self._table_rule(atom) for atom in atoms if not isinstance(atom, Linear)]
         linear_columns = {column for rule in linear for column in rule.coefficients}
@@ -125,6 +126,40 @@ class ConstraintPlanner:
 
         domains = self._domains(linear_columns)
         return backfill(self.order, linear, tables, domains, self._integer_columns())
+
+    def _bounds_as_sets(self, atoms):
+        """Single-column bounds on a column that a table also constrains, as sets of states.
+
+        A column is constrained either by arithmetic or by sets of states. When a column with
+        few exact values (say a count) is in a table of combinations, a bound or a condition on
+        it alone is the set of its values that satisfy it.
+        """
+        table_columns = {
+            column for atom in atoms if not isinstance(atom, Linear) for column in atom.columns
+        }
+        converted = []
+        for atom in atoms:
+            column = atom.columns[0] if isinstance(atom, Linear) else None
+            if column in table_columns and len(atom.columns) == 1 and self._is_exact(column):
+                atom = self._as_set(atom)
+
+            converted.append(atom)
+
+        return converted
+
+    def _is_exact(self, column):
+        """Whether every value state of a numerical column holds a single value."""
+        knots = self._codec[column].encoder.knots_
+        return bool(np.all(knots[:, 0] == knots[:, -1]))
+
+    def _as_set(self, atom):
+        """The values of the atom's one column that satisfy it, as an :class:`InSet`."""
+        (column, coefficient), = atom.coefficients
+        values = self._codec[column].encoder.knots_[:, 0]
+        total = coefficient * values + atom.constant
+        keep = total > 0 if atom.strict else total >= 0
+        codec = self._codec[column]
+        return InSet(column, tuple(codec.from_numbers(values[keep]).tolist()), atom.name)
 
     def _linear_rule(self, atom):
         names = frozenset([atom.name])

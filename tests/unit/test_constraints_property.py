@@ -202,3 +202,24 @@ def test_constrained_rows_are_drawn_once_each():
     rule = rule_that_holds(rng, frame, ["x0", "x2"], "rule", False)
     model = fit(frame, [rule], 1)
     assert len(pd.DataFrame(model.sample(777))) == 777
+
+
+def test_bound_and_condition_on_a_column_inside_a_table_of_combinations():
+    """A count column in fixed combinations can also carry a bound and a condition."""
+    rng = np.random.default_rng(3)
+    quality = rng.integers(3, 10, 3000).astype(float)
+    kind = np.where(quality > 7, "white", "red")
+    columns = {"kind": kind, "quality": quality}
+    specs = [ColumnSpec("kind", "categorical"), ColumnSpec("quality", "numerical")]
+    rules = [
+        AllowedTuples(("kind", "quality"), None, "combinations"),
+        Linear((("quality", 1.0),), -4.0, False, "quality >= 4"),
+    ]
+    model = JanusModel().fit(columns, specs, rules)
+    model.set_random_state(0)
+
+    sampled = pd.DataFrame(model.sample(2000))
+    assert sampled["quality"].min() >= 4
+    assert set(zip(sampled["kind"], sampled["quality"])) <= set(zip(kind, quality))
+    conditioned = pd.DataFrame(model.sample(500, {"quality": 8.0}))
+    assert (conditioned["quality"] == 8.0).all() and (conditioned["kind"] == "white").all()
