@@ -86,7 +86,8 @@ class Rule(BaseConstraint):
         unknown = [column for column in self.columns if column not in known]
         if unknown:
             raise ConstraintNotMetError(
-                f"The rule '{self.name or self.expression}' names unknown column(s) {unknown}."
+                f"The rule '{self.name or self.expression}' names unknown column(s) {unknown}. "
+                "Quote column names with spaces, dashes or dots in backticks: `hours-per-week`."
             )
 
     def _validate_constraint_with_data(self, data, metadata):

@@ -6,6 +6,7 @@ the metadata, and returns the engine's draws to SDV, which then generates keys a
 clips, rounds and restores dtypes exactly as it does for its own synthesizers.
 """
 
+import contextlib
 import logging
 import warnings
 
@@ -249,6 +250,21 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         self.engine_rows_drawn += num_rows
         return pd.DataFrame(drawn, columns=self._model.columns)
 
+    def sample_from_conditions(self, conditions, *args, **kwargs):
+        """Sample rows meeting ``conditions`` (see SDV); errors keep the engine's own message.
+
+        SDV re-raises a sampling error as ``Error: Sampling terminated...``; the reason (a
+        condition outside the training range, an unseen category, rules in conflict) is then
+        only in the error's cause. This method raises that cause instead.
+        """
+        with _engine_errors_first():
+            return super().sample_from_conditions(conditions, *args, **kwargs)
+
+    def sample_remaining_columns(self, known_columns, *args, **kwargs):
+        """Sample the other columns of each known row (see SDV); engine errors kept as such."""
+        with _engine_errors_first():
+            return super().sample_remaining_columns(known_columns, *args, **kwargs)
+
     def sample_with_rules(self, num_rows, rules, conditions=None):
         """Sample rows that also satisfy ``rules`` for this draw only.
 
@@ -297,6 +313,19 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             raise JanusInputError("The synthesizer must be fitted before its graph exists.")
 
         return self._model.get_graph()
+
+
+@contextlib.contextmanager
+def _engine_errors_first():
+    """Raise the engine's error rather than SDV's rewrapped copy of it."""
+    try:
+        yield
+    except Exception as error:
+        cause = error.__cause__
+        if isinstance(cause, (JanusInputError, InfeasibleConstraintsError)) and cause is not error:
+            raise cause from None
+
+        raise
 
 
 def _is_increment(constraint):

@@ -154,7 +154,7 @@ class ConstraintPlanner:
 
     def _as_set(self, atom):
         """The values of the atom's one column that satisfy it, as an :class:`InSet`."""
-        (column, coefficient), = atom.coefficients
+        ((column, coefficient),) = atom.coefficients
         values = self._codec[column].encoder.knots_[:, 0]
         total = coefficient * values + atom.constant
         keep = total > 0 if atom.strict else total >= 0
