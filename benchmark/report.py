@@ -124,6 +124,12 @@ def _status_note(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def _budget(output_dir: str | Path) -> dict:
+    """The budgets recorded beside the results (empty when there are none)."""
+    path = Path(output_dir) / runner.ENVIRONMENT_FILE
+    return json.loads(path.read_text()).get("budget", {}) if path.is_file() else {}
+
+
 def budget_text(output_dir: str | Path) -> str:
     """Return a paragraph stating the run's budgets, seeds and machine."""
     path = Path(output_dir) / runner.ENVIRONMENT_FILE
@@ -143,7 +149,20 @@ def budget_text(output_dir: str | Path) -> str:
     )
 
 
-def unconstrained_section(frame: pd.DataFrame) -> str:
+def _dataset_budget(group: pd.DataFrame, budget: dict) -> str:
+    """One line saying what each dataset's jobs were trained on, and which budgets cut them."""
+    rows = sorted({int(n) for n in group.train_rows.dropna()})
+    text = f"Trained on {', '.join(map(str, rows))} rows"
+    if budget.get("rows"):
+        text += f" (capped at {budget['rows']} sampled rows before the held-out split)"
+
+    if budget.get("epochs") and group.synthesizer.isin(["CTGAN", "TVAE"]).any():
+        text += f"; CTGAN and TVAE at {budget['epochs']} epochs (SDV's default: 300)"
+
+    return text + ".\n"
+
+
+def unconstrained_section(frame: pd.DataFrame, budget: dict | None = None) -> str:
     """Per-dataset tables and the mean over datasets, for the unconstrained jobs."""
     plain = frame[frame.scenario == NO_SCENARIO]
     if plain.empty:
@@ -154,7 +173,8 @@ def unconstrained_section(frame: pd.DataFrame) -> str:
     for dataset, group in ok.groupby("dataset", sort=False):
         table = _numeric(group).groupby(group.synthesizer).mean()
         per_dataset.append(table.assign(dataset=dataset))
-        parts += [f"### {dataset}\n", markdown_table(table, METRICS), ""]
+        note = _dataset_budget(group, budget or {})
+        parts += [f"### {dataset}\n", note, markdown_table(table, METRICS), ""]
 
     if per_dataset:
         every = pd.concat(per_dataset)
@@ -265,7 +285,7 @@ def leaderboard(frame: pd.DataFrame, output_dir: str | Path) -> str:
             budget_text(output_dir),
             "Detection scores: 1 = indistinguishable from held-out real rows. Bold: best in "
             "column (lower is better for times, memory, size and copies).\n",
-            unconstrained_section(frame),
+            unconstrained_section(frame, _budget(output_dir)),
             scenario_section(frame),
         ]
     )
