@@ -39,7 +39,7 @@ from sdv_janus.engine.feasibility import (
     TableRule,
     backfill,
 )
-from sdv_janus.engine.rules import AllowedTuples, InSet, Linear, atom_names, disjoint_terms
+from sdv_janus.engine.rules import AllowedTuples, InSet, Linear, disjoint_terms
 from sdv_janus.engine.sampling import stratified_draws
 
 LOGGER = logging.getLogger(__name__)
@@ -542,11 +542,6 @@ def _capped_inclusion(weights, n_rows):
         inclusion[zero] = (n_rows - inclusion.sum()) / zero.sum()
 
     return np.minimum(inclusion, 1.0)
-
-
-def names_in(formulas):
-    """All constraint names in a list of formulas."""
-    return set().union(*(atom_names(formula) for formula in formulas)) if formulas else set()
 
 
 def check_linear_feasibility(formulas):

@@ -143,14 +143,3 @@ def _negated_terms(formula):
         return disjoint_terms(AllOf(tuple(Not(item) for item in formula.items)))
 
     raise TypeError(f"Unknown formula element {formula!r}.")
-
-
-def atom_names(formula):
-    """Names of the atoms in a formula."""
-    if isinstance(formula, ATOMS):
-        return {formula.name}
-
-    if isinstance(formula, Not):
-        return atom_names(formula.item)
-
-    return set().union(*(atom_names(item) for item in formula.items))
