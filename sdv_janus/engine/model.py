@@ -127,6 +127,7 @@ class JanusModel:
         self.ordered_ = [codec.encoder.ordered for codec in self.codecs_]
         LOGGER.info("Encoded %d columns in %.2fs", len(specs), time.perf_counter() - started)
 
+        self.constraints_ = [_with_training_rows(rule, columns) for rule in constraints]
         self.order_, candidates = self._order_and_candidates(states)
         self.trees_ = [None] * len(self.codecs_)
         for column in self.order_:
@@ -141,8 +142,9 @@ class JanusModel:
 
         self.graph_ = _graph_of_trees(self.trees_)
         LOGGER.info("Graph has %d edges", self.graph_.number_of_edges())
-        self.sampler_ = StateSampler(self.trees_, self.graph_, self.candidates_per_row)
-        self.constraints_ = [_with_training_rows(rule, columns) for rule in constraints]
+        self.sampler_ = StateSampler(
+            self.trees_, self.graph_, self.candidates_per_row, order=self.order_
+        )
         self._constrained_sampler = self._build_constrained_sampler(self.constraints_)
         LOGGER.info("Fitted in %.2fs", time.perf_counter() - started)
         return self
@@ -169,11 +171,33 @@ class JanusModel:
 
         isolated = self._high_cardinality_columns(len(states))
         graph = self._search_structure(states, isolated)
-        order = list(nx.lexicographical_topological_sort(graph))
+        order = self._totals_after_parts(list(nx.lexicographical_topological_sort(graph)))
         usable = [column for column in order if column not in isolated]
         return order, {
             column: [] if column in isolated else usable[: usable.index(column)] for column in order
         }
+
+    def _totals_after_parts(self, order):
+        """Move the total of each linear identity among the constraints after its parts.
+
+        For ``total == a + b + c`` the column drawn last is fixed by the others. Drawing the
+        total last gives it the sum of realistic parts; drawing a part last would give that
+        part whatever difference is left, which can be far from anything in the data.
+        """
+        names = self.columns
+        for total, parts in _identities(self.constraints_):
+            if total not in names or not all(part in names for part in parts):
+                continue
+
+            position = {column: index for index, column in enumerate(order)}
+            total_index = names.index(total)
+            last_part = max(position[names.index(part)] for part in parts)
+            if position[total_index] < last_part:
+                # After the removal the last part sits one place earlier: insert right after it.
+                order.remove(total_index)
+                order.insert(last_part, total_index)
+
+        return order
 
     def _high_cardinality_columns(self, n_rows):
         """Columns with too many states for the graph; they are drawn from their marginal."""
@@ -362,6 +386,39 @@ def _check_in_range(name, codec, value):
             f"The condition {name}={value!r} lies outside the training range of "
             f"'{name}' ({shown[0]} to {shown[1]}); the model cannot produce it."
         )
+
+
+def _identities(formulas):
+    """``(total, parts)`` of each linear identity: two rules with opposite coefficients.
+
+    The total is the one column whose coefficient's sign differs from all the others'.
+    """
+    atoms = [atom for formula in formulas for atom in _linear_atoms(formula)]
+    signatures = {tuple(sorted(atom.coefficients)) for atom in atoms}
+    identities = []
+    for signature in signatures:
+        negated = tuple(sorted((column, -value) for column, value in signature))
+        if negated not in signatures or len(signature) < 3 or signature > negated:
+            continue
+
+        positive = [column for column, value in signature if value > 0]
+        negative = [column for column, value in signature if value < 0]
+        for alone, others in ((positive, negative), (negative, positive)):
+            if len(alone) == 1:
+                identities.append((alone[0], others))
+
+    return identities
+
+
+def _linear_atoms(formula):
+    """The linear atoms a formula requires on every row (those not inside alternatives)."""
+    if isinstance(formula, Linear):
+        return [formula]
+
+    if isinstance(formula, AllOf):
+        return [atom for item in formula.items for atom in _linear_atoms(item)]
+
+    return []
 
 
 def _with_training_rows(formula, columns):

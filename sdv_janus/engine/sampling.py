@@ -33,12 +33,16 @@ class StateSampler:
         The DAG over column indices.
     candidates_per_row : int, default=32
         Size of the importance-resampling pool per output row when conditioning.
+    order : sequence of int, optional
+        The drawing order, a topological order of ``graph``; the lexicographic one by default.
     """
 
-    def __init__(self, trees, graph, candidates_per_row=32):
+    def __init__(self, trees, graph, candidates_per_row=32, order=None):
         self.trees = list(trees)
         self.graph = graph
-        self.order = list(nx.lexicographical_topological_sort(graph))
+        self.order = (
+            list(order) if order is not None else list(nx.lexicographical_topological_sort(graph))
+        )
         self.candidates_per_row = candidates_per_row
         self.predictive = [tree.predictive() for tree in self.trees]
         self.cumulative = [np.cumsum(predictive, axis=1) for predictive in self.predictive]
