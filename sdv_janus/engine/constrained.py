@@ -46,9 +46,11 @@ LOGGER = logging.getLogger(__name__)
 
 MAX_COMBINATIONS = 256
 
-# Candidates per row are chosen so that CV^2 / K, the order of the resampling bias, stays below
-# this; the pilot that estimates CV^2 has this many candidates.
-_BIAS_TOLERANCE = 0.05
+# Weights whose squared coefficient of variation is below this are treated as equal (one
+# candidate per row, no resampling); otherwise K is this margin times the pilot's 99.9th
+# percentile weight over the mean weight. The pilot has this many candidates.
+_IGNORABLE_VARIATION = 0.01
+_RATIO_MARGIN = 1.5
 _PILOT_ROWS = 2000
 _MAX_CAP_ROUNDS = 20
 
@@ -270,12 +272,13 @@ class ConstrainedSampler:
         return {self.model.columns.index(name) for name in names}
 
     def candidates_needed(self, rng):
-        """Number of candidates per row that keeps the resampling bias small.
+        """Number ``K`` of candidates per row: enough that no candidate must be kept twice.
 
-        The variance of the importance weights, ``CV^2`` (squared coefficient of variation),
-        sets how much of the pool is wasted; ``K`` grows with it so the kept rows are a small
-        share of a pool that covers the feasible set well. A pilot draw estimates ``CV^2``;
-        rules that rarely bind give nearly equal weights and need a single candidate.
+        A candidate is kept with probability ``n * w / sum(w) = w / (K * mean(w))``, capped at
+        one; the cap biases the output only where a weight exceeds ``K`` times the mean. A pilot
+        draw estimates the weights: when they are nearly equal (the rules rarely bind) a single
+        candidate per row is kept as drawn; otherwise ``K`` covers the pilot's 99.9th
+        percentile weight relative to the mean, up to ``candidates_per_row``.
         """
         log_weights = self._draw_candidates(_PILOT_ROWS, rng)[2]
         finite = log_weights[np.isfinite(log_weights)]
@@ -284,9 +287,15 @@ class ConstrainedSampler:
 
         weights = np.exp(finite - finite.max())
         squared_variation = weights.var() / max(weights.mean() ** 2, 1e-300)
-        needed = int(np.ceil(squared_variation / _BIAS_TOLERANCE))
-        LOGGER.debug("Weight CV^2 %.4f: %d candidate(s) per row", squared_variation, needed)
-        return int(np.clip(needed, 1, self.candidates_per_row))
+        if squared_variation < _IGNORABLE_VARIATION:
+            return 1
+
+        top_ratio = np.quantile(weights, 0.999) / weights.mean()
+        needed = int(np.ceil(_RATIO_MARGIN * top_ratio))
+        LOGGER.debug(
+            "Weight CV^2 %.4f, top ratio %.2f: K = %d", squared_variation, top_ratio, needed
+        )
+        return int(np.clip(needed, 2, self.candidates_per_row))
 
     def sample(self, n_rows, rng, record_allowed=False):
         """Draw ``n_rows`` valid rows.
