@@ -215,12 +215,7 @@ def quality_score(real: pd.DataFrame, synthetic: pd.DataFrame, metadata, table_n
     """
     from sdv.evaluation import evaluate_quality
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = evaluate_quality(
-            {table_name: real}, {table_name: synthetic}, metadata, verbose=False
-        )
-    return float(report.get_score())
+    return _report_score(evaluate_quality, real, synthetic, metadata, table_name)
 
 
 def diagnostic_score(real: pd.DataFrame, synthetic: pd.DataFrame, metadata, table_name: str):
@@ -242,11 +237,15 @@ def diagnostic_score(real: pd.DataFrame, synthetic: pd.DataFrame, metadata, tabl
     """
     from sdv.evaluation import run_diagnostic
 
+    return _report_score(run_diagnostic, real, synthetic, metadata, table_name)
+
+
+def _report_score(evaluate, real, synthetic, metadata, table_name: str) -> float:
+    """Overall score of an SDV evaluation report, its warnings silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = run_diagnostic(
-            {table_name: real}, {table_name: synthetic}, metadata, verbose=False
-        )
+        report = evaluate({table_name: real}, {table_name: synthetic}, metadata, verbose=False)
+
     return float(report.get_score())
 
 
