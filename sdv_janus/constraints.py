@@ -400,15 +400,13 @@ def _as_numbers(series):
     return pd.to_numeric(series, errors="coerce").astype(float)
 
 
-def translate(constraint, datetime_columns=()):
+def translate(constraint):
     """Translate one attached constraint into an engine formula.
 
     Parameters
     ----------
     constraint : sdv.cag.base.BaseConstraint
         An SDV built-in or one of this module's constraints.
-    datetime_columns : collection of str
-        Datetime columns, which the engine sees as nanoseconds.
 
     Returns
     -------

@@ -4,7 +4,7 @@ Each error also subclasses the built-in it resembles, so generic ``except ValueE
 keep working, and SDV's own error class where SDV has one.
 """
 
-from sdv.errors import InvalidDataError, SynthesizerInputError
+from sdv.errors import SynthesizerInputError
 
 
 class JanusError(Exception):
@@ -13,13 +13,6 @@ class JanusError(Exception):
 
 class JanusInputError(JanusError, SynthesizerInputError, ValueError):
     """A parameter, a condition or a constraint given by the user is not valid."""
-
-
-class JanusDataError(JanusError, InvalidDataError, ValueError):
-    """The training data cannot be modelled as given."""
-
-    def __init__(self, errors):
-        super().__init__(errors if isinstance(errors, list) else [errors])
 
 
 class JanusWarning(UserWarning):
