@@ -80,3 +80,36 @@ def bdeu_local_score(child_states, parent_codes, n_child_states, n_parent_config
     score = np.sum(gammaln(alpha_config) - gammaln(alpha_config + config_counts))
     score += np.sum(gammaln(alpha_cell + pair_counts) - gammaln(alpha_cell))
     return float(score)
+
+
+def bdeu_table_score(cells, cell_counts, n_child_states, n_parent_configs, ess):
+    """BDeu score of one column from the joint counts of its family.
+
+    Parameters
+    ----------
+    cells : numpy.ndarray
+        int64 ``(n_cells,)`` distinct codes ``config * n_child_states + child_state`` that occur.
+    cell_counts : numpy.ndarray
+        int ``(n_cells,)`` rows in each of those cells.
+    n_child_states : int
+        Number of states of the child.
+    n_parent_configs : int
+        Number of possible joint parent configurations (the product of parent cardinalities).
+    ess : float
+        Equivalent sample size, spread uniformly over configurations and states.
+
+    Returns
+    -------
+    float
+        The log marginal likelihood of the child's column under the BDeu prior.
+    """
+    configs = cells // n_child_states
+    # Cells are sorted, so the cells of one configuration are consecutive.
+    starts = np.flatnonzero(np.diff(configs, prepend=-1))
+    config_counts = np.add.reduceat(cell_counts, starts) if len(cells) else cell_counts
+
+    alpha_config = ess / n_parent_configs
+    alpha_cell = alpha_config / n_child_states
+    score = np.sum(gammaln(alpha_config) - gammaln(alpha_config + config_counts))
+    score += np.sum(gammaln(alpha_cell + cell_counts) - gammaln(alpha_cell))
+    return float(score)

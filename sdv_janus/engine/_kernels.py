@@ -8,17 +8,27 @@ arguments.
 import numba
 import numpy as np
 
-_ROUTE_SIGNATURE = "i4[:](i4[:, :], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:])"
+# The encoded table is stored in the narrowest signed integer type its state counts allow.
+_STATE_TYPES = ("i1", "i2", "i4")
 
 
-@numba.njit(_ROUTE_SIGNATURE, cache=True, nogil=True)
+def _signatures(template):
+    """One numba signature per state type, ``{s}`` standing for the state type."""
+    return [template.format(s=state_type) for state_type in _STATE_TYPES]
+
+
+_ROUTE_SIGNATURE = "i4[:]({s}[:, :], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:])"
+
+
+@numba.njit(_signatures(_ROUTE_SIGNATURE), cache=True, nogil=True)
 def route_rows(states, feature, left, right, mask_offset, go_left, leaf_of_node):
     """Send each row down a tree and return the leaf it lands in.
 
     Parameters
     ----------
     states : numpy.ndarray
-        int32 array ``(n_rows, n_columns)``: the encoded state of every column of every row.
+        int8, int16 or int32 ``(n_rows, n_columns)``: the encoded state of every column of
+        every row.
     feature : numpy.ndarray
         int32 array ``(n_nodes,)``: the column each internal node splits on, -1 at leaves.
     left, right : numpy.ndarray
@@ -253,3 +263,106 @@ def draw_from_weights(weights, uniforms):
         drawn[row] = chosen
 
     return drawn
+
+
+@numba.njit(
+    _signatures("i8[:]({s}[:, ::1], i8[:], i8[:], i8[:], i8[:], i8)"), cache=True, nogil=True
+)
+def count_families(states, family_columns, family_start, sizes, cell_offset, n_cells):
+    """Joint counts of several families of columns in one pass over the rows.
+
+    Family ``f`` is the columns ``family_columns[family_start[f]:family_start[f + 1]]`` (the
+    child last); a row adds one to the cell whose mixed-radix code, with radices ``sizes``, is
+    the row's states of those columns, offset by ``cell_offset[f]``.
+
+    Parameters
+    ----------
+    states : numpy.ndarray
+        int8, int16 or int32 ``(n_rows, n_columns)`` C-contiguous encoded table.
+    family_columns : numpy.ndarray
+        int64 ``(n_entries,)``: the columns of every family, concatenated.
+    family_start : numpy.ndarray
+        int64 ``(n_families + 1,)``: where each family starts in ``family_columns``.
+    sizes : numpy.ndarray
+        int64 ``(n_columns,)``: number of states of every column.
+    cell_offset : numpy.ndarray
+        int64 ``(n_families,)``: first cell of each family's table.
+    n_cells : int
+        Total number of cells.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(n_cells,)`` counts.
+    """
+    counts = np.zeros(n_cells, dtype=np.int64)
+    n_families = len(cell_offset)
+    for row in range(states.shape[0]):
+        for family in range(n_families):
+            code = 0
+            for entry in range(family_start[family], family_start[family + 1]):
+                column = family_columns[entry]
+                code = code * sizes[column] + states[row, column]
+
+            counts[cell_offset[family] + code] += 1
+
+    return counts
+
+
+_SPLIT_TABLE_SIGNATURE = (
+    "i8[:, :, :]({s}[:, ::1], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:], i8, i8[:], i8[:], i8, i8)"
+)
+
+
+@numba.njit(_signatures(_SPLIT_TABLE_SIGNATURE), cache=True, nogil=True)
+def count_split_tables(
+    states, feature, left, right, mask_offset, go_left, slot_of_node, child, parents, offsets,
+    n_slots, n_child,
+):  # fmt: skip
+    """Parent-state by child-state counts of the rows reaching each open node of a tree.
+
+    Every row is routed down the partly grown tree (nodes whose ``feature`` is -1 are ends).
+    Rows ending in a node with a slot ``slot_of_node[node] >= 0`` add one, for each candidate
+    parent ``parents[j]``, to ``tables[slot, offsets[j] + state of parent j, child state]``.
+
+    Parameters
+    ----------
+    states : numpy.ndarray
+        int8, int16 or int32 ``(n_rows, n_columns)`` C-contiguous encoded table.
+    feature, left, right, mask_offset, go_left : numpy.ndarray
+        The tree so far, laid out as in :func:`route_rows`.
+    slot_of_node : numpy.ndarray
+        int32 ``(n_nodes,)``: the slot of each open node, -1 for the others.
+    child : int
+        The column the tree models.
+    parents : numpy.ndarray
+        int64 ``(n_parents,)``: candidate split columns.
+    offsets : numpy.ndarray
+        int64 ``(n_parents + 1,)``: first row of each parent's block; the last entry is the
+        total number of parent states.
+    n_slots, n_child : int
+        Number of slots, and of the child's states.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(n_slots, offsets[-1], n_child)`` counts.
+    """
+    tables = np.zeros((n_slots, offsets[len(offsets) - 1], n_child), dtype=np.int64)
+    for row in range(states.shape[0]):
+        node = 0
+        while feature[node] >= 0:
+            if go_left[mask_offset[node] + states[row, feature[node]]]:
+                node = left[node]
+            else:
+                node = right[node]
+
+        slot = slot_of_node[node]
+        if slot < 0:
+            continue
+
+        child_state = states[row, child]
+        for j in range(len(parents)):
+            tables[slot, offsets[j] + states[row, parents[j]], child_state] += 1
+
+    return tables

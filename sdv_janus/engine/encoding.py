@@ -63,6 +63,65 @@ class ColumnSpec:
             )
 
 
+@dataclass
+class ValueTally:
+    """Distinct values of one column and how often each occurs: the column's sufficient statistic.
+
+    Tallies of two chunks of a column add up (:meth:`merge`), so bins and categories learned from
+    the tally of a whole table do not depend on how its rows were split.
+
+    Attributes
+    ----------
+    values : numpy.ndarray
+        ``(n_distinct,)`` distinct non-null values: sorted float64 for numeric kinds, object for
+        categories.
+    counts : numpy.ndarray
+        int64 ``(n_distinct,)``: occurrences of each value.
+    n_missing : int
+        Number of null values.
+    """
+
+    values: np.ndarray
+    counts: np.ndarray
+    n_missing: int
+
+    @classmethod
+    def of_numbers(cls, numbers):
+        """Tally a float64 array (NaN marks a missing value)."""
+        numbers = np.asarray(numbers, dtype=np.float64)
+        missing = np.isnan(numbers)
+        values, counts = np.unique(numbers[~missing], return_counts=True)
+        return cls(values, counts.astype(np.int64), int(missing.sum()))
+
+    @classmethod
+    def of_categories(cls, values):
+        """Tally an array-like of categories of any dtype (nulls allowed)."""
+        series = pd.Series(values, copy=False)
+        frequencies = series.value_counts(dropna=True, sort=False)
+        frequencies = frequencies[frequencies > 0]
+        return cls(
+            frequencies.index.to_numpy(dtype=object),
+            frequencies.to_numpy(dtype=np.int64),
+            int(series.isna().sum()),
+        )
+
+    def merge(self, other):
+        """The tally of both chunks together."""
+        n_missing = self.n_missing + other.n_missing
+        if self.values.dtype == object or other.values.dtype == object:
+            joined = pd.Series(
+                np.concatenate([self.counts, other.counts]),
+                index=pd.Index(np.concatenate([self.values, other.values]), dtype=object),
+            )
+            total = joined.groupby(level=0, sort=False).sum()
+            return ValueTally(total.index.to_numpy(dtype=object), total.to_numpy(), n_missing)
+
+        joined = np.concatenate([self.values, other.values])
+        values, inverse = np.unique(joined, return_inverse=True)
+        counts = np.bincount(inverse, weights=np.concatenate([self.counts, other.counts]))
+        return ValueTally(values, counts.astype(np.int64), n_missing)
+
+
 class CategoricalEncoder:
     """One state per category seen in training, plus a missing state if nulls were seen.
 
@@ -77,11 +136,18 @@ class CategoricalEncoder:
 
     def fit(self, values):
         """Learn the categories of ``values`` (an array-like of any dtype, nulls allowed)."""
-        series = pd.Series(values, copy=False)
-        missing = series.isna().to_numpy()
-        self.categories_ = _stable_categories(series[~missing].unique())
-        self.has_missing_ = bool(missing.any())
-        self.counts_ = np.bincount(self.encode(values), minlength=self.n_states)
+        return self.fit_tally(ValueTally.of_categories(values))
+
+    def fit_tally(self, tally):
+        """Learn the categories from a :class:`ValueTally` of the column."""
+        self.categories_ = _stable_categories(tally.values)
+        self.has_missing_ = tally.n_missing > 0
+        self.counts_ = np.zeros(self.n_states, dtype=np.int64)
+        codes = pd.Categorical(tally.values, categories=self.categories_).codes
+        np.add.at(self.counts_, codes, tally.counts)
+        if self.has_missing_:
+            self.counts_[self.missing_state] = tally.n_missing
+
         return self
 
     @property
@@ -109,12 +175,16 @@ class CategoricalEncoder:
 
 
 def _stable_categories(uniques):
-    """Sort categories when they are mutually comparable, else keep first-seen order."""
-    uniques = np.asarray(uniques, dtype=object)
+    """Sort categories; when they are not mutually comparable, sort by type name then text."""
+    uniques = list(uniques)
     try:
-        return np.array(sorted(uniques), dtype=object)
+        ordered = sorted(uniques)
     except TypeError:
-        return uniques
+        ordered = sorted(uniques, key=lambda value: (type(value).__name__, repr(value)))
+
+    categories = np.empty(len(ordered), dtype=object)
+    categories[:] = ordered
+    return categories
 
 
 class NumericEncoder:
@@ -146,19 +216,23 @@ class NumericEncoder:
 
     def fit(self, values):
         """Learn bins and knots from a float64 array (NaN marks a missing value)."""
-        values = np.asarray(values, dtype=np.float64)
-        missing = np.isnan(values)
-        observed = np.sort(values[~missing])
-        self.has_missing_ = bool(missing.any())
-        self.min_, self.max_ = _range_of(observed)
+        return self.fit_tally(ValueTally.of_numbers(values))
 
-        uniques, counts = np.unique(observed, return_counts=True)
+    def fit_tally(self, tally):
+        """Learn bins and knots from a :class:`ValueTally` of float64 values."""
+        uniques, counts = tally.values, tally.counts
+        self.has_missing_ = tally.n_missing > 0
+        self.min_, self.max_ = _range_of(uniques)
         if len(uniques) <= self.max_exact_values:
             self._fit_exact(uniques)
         else:
-            self._fit_bins(observed, uniques, counts)
+            self._fit_bins(uniques, counts)
 
-        self.counts_ = np.bincount(self.encode(values), minlength=self.n_states)
+        self.counts_ = np.zeros(self.n_states, dtype=np.int64)
+        np.add.at(self.counts_, self.encode(uniques), counts)
+        if self.has_missing_:
+            self.counts_[self.missing_state] = tally.n_missing
+
         return self
 
     def _fit_exact(self, uniques):
@@ -169,15 +243,18 @@ class NumericEncoder:
         self._point_states = np.arange(len(uniques), dtype=np.int32)
         self._interval_states = np.empty(0, dtype=np.int32)
 
-    def _fit_bins(self, observed, uniques, counts):
+    def _fit_bins(self, uniques, counts):
         """Spikes become point states; the rest is cut into merged quantile intervals."""
         # A value that would fill a whole quantile bin by itself is a spike (zeros, round values).
-        spikes = uniques[counts > len(observed) / self.n_bins]
-        rest = observed[~np.isin(observed, spikes)]
-        intervals = _quantile_intervals(rest, self.n_bins, self.min_bin_count)
+        is_spike = counts > counts.sum() / self.n_bins
+        spikes = uniques[is_spike]
+        rest, rest_counts = uniques[~is_spike], counts[~is_spike]
+        intervals = _quantile_intervals(rest, rest_counts, self.n_bins, self.min_bin_count)
 
         probabilities = np.linspace(0.0, 1.0, self.n_knots + 1)
-        interval_knots = [np.quantile(chunk, probabilities) for chunk in intervals]
+        interval_knots = [
+            quantiles_of_counts(rest[part], rest_counts[part], probabilities) for part in intervals
+        ]
         spike_knots = [np.full(self.n_knots + 1, value) for value in spikes]
         knots = np.array(spike_knots + interval_knots, dtype=np.float64).reshape(
             -1, self.n_knots + 1
@@ -190,7 +267,7 @@ class NumericEncoder:
         self.knots_ = knots[order]
         self.point_values_ = spikes
         self._point_states = rank[: len(spikes)].astype(np.int32)
-        self.interval_starts_ = np.array([chunk[0] for chunk in intervals], dtype=np.float64)
+        self.interval_starts_ = np.array([rest[part.start] for part in intervals], np.float64)
         self._interval_states = rank[len(spikes) :].astype(np.int32)
 
     @property
@@ -301,24 +378,56 @@ def _range_of(sorted_values):
     return float(sorted_values[0]), float(sorted_values[-1])
 
 
-def _quantile_intervals(sorted_values, n_bins, min_count):
-    """Cut sorted values at quantile edges, then merge bins thinner than ``min_count``.
+def quantiles_of_counts(values, counts, probabilities):
+    """Quantiles of the sample in which ``values[i]`` occurs ``counts[i]`` times.
 
-    Returns a list of sorted arrays, one per interval, together covering ``sorted_values``.
+    The same linear interpolation between order statistics as ``numpy.quantile``'s default, but
+    computed from distinct values and their counts, which add up across chunks of a table.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        float64 ``(n_distinct,)`` sorted distinct values.
+    counts : numpy.ndarray
+        int ``(n_distinct,)`` positive counts.
+    probabilities : numpy.ndarray
+        float64 ``(n_probabilities,)`` in ``[0, 1]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n_probabilities,)``.
     """
-    if len(sorted_values) == 0:
+    ends = np.cumsum(counts)
+    last = ends[-1] - 1
+    position = np.asarray(probabilities, dtype=np.float64) * last
+    below = np.floor(position)
+    fraction = position - below
+    low = values[np.searchsorted(ends, below, side="right")]
+    high = values[np.searchsorted(ends, np.minimum(below + 1, last), side="right")]
+    return low + fraction * (high - low)
+
+
+def _quantile_intervals(values, counts, n_bins, min_count):
+    """Cut distinct sorted values at quantile edges, then merge bins thinner than ``min_count``.
+
+    Returns a list of slices of ``values``, one per interval, together covering it.
+    """
+    if len(values) == 0:
         return []
 
-    edges = np.unique(np.quantile(sorted_values, np.linspace(0.0, 1.0, n_bins + 1))[:-1])
-    starts = np.searchsorted(sorted_values, edges, side="left")
-    chunks = np.split(sorted_values, starts[1:])
+    edges = np.unique(quantiles_of_counts(values, counts, np.linspace(0.0, 1.0, n_bins + 1))[:-1])
+    starts = np.searchsorted(values, edges, side="left")
+    bounds = np.append(starts, len(values))
+    ends = np.concatenate([[0], np.cumsum(counts)])
 
-    merged = [chunks[0]]
-    for chunk in chunks[1:]:
-        if len(merged[-1]) < min_count or len(chunk) < min_count:
-            merged[-1] = np.concatenate([merged[-1], chunk])
+    merged = [slice(int(bounds[0]), int(bounds[1]))]
+    for start, stop in zip(bounds[1:-1], bounds[2:], strict=True):
+        last = merged[-1]
+        if ends[last.stop] - ends[last.start] < min_count or ends[stop] - ends[start] < min_count:
+            merged[-1] = slice(last.start, int(stop))
         else:
-            merged.append(chunk)
+            merged.append(slice(int(start), int(stop)))
 
     return merged
 
@@ -419,18 +528,28 @@ class ColumnCodec:
 
         return values
 
+    def tally(self, values):
+        """The :class:`ValueTally` of raw values, in the space the encoder learns from."""
+        if self.spec.kind == CATEGORICAL:
+            return ValueTally.of_categories(values)
+
+        return ValueTally.of_numbers(self.to_numbers(values))
+
     def fit(self, values):
         """Learn states (and the rounding step) from raw training values."""
-        numbers = self.to_numbers(values)
-        self.encoder.fit(numbers)
+        return self.fit_tally(self.tally(values))
+
+    def fit_tally(self, tally):
+        """Learn states (and the rounding step) from the column's :class:`ValueTally`."""
+        self.encoder.fit_tally(tally)
         self.decimal_places_ = None
         self.datetime_unit_ = None
         if self.spec.kind == NUMERICAL and self.spec.round_values:
             self.decimal_places_ = self.spec.decimal_places
             if self.decimal_places_ is None:
-                self.decimal_places_ = learn_decimal_places(numbers)
+                self.decimal_places_ = learn_decimal_places(tally.values)
         elif self.spec.kind == DATETIME:
-            self.datetime_unit_ = learn_datetime_unit(numbers)
+            self.datetime_unit_ = learn_datetime_unit(tally.values)
 
         return self
 

@@ -15,10 +15,11 @@ from sdv_janus.engine.constrained import (
     ConstraintPlanner,
     check_linear_feasibility,
 )
+from sdv_janus.engine.counts import ArrayCounts, state_dtype
 from sdv_janus.engine.encoding import CATEGORICAL, ColumnCodec
 from sdv_janus.engine.rules import AllOf, AllowedTuples, InSet, Linear
 from sdv_janus.engine.sampling import StateSampler, stratified_draws
-from sdv_janus.engine.structure import coarsen_states, learn_structure
+from sdv_janus.engine.structure import coarsening_map, learn_structure
 from sdv_janus.engine.trees import TreeSettings, grow_tree
 from sdv_janus.engine.uncertainty import score_columns
 
@@ -118,21 +119,51 @@ class JanusModel:
             The fitted model.
         """
         started = time.perf_counter()
-        self.codecs_ = [
-            ColumnCodec(spec, self.n_bins, self.max_exact_values).fit(columns[spec.name])
-            for spec in specs
-        ]
+        codecs = self.new_codecs(specs)
+        self.fit_codecs(codecs, [codec.tally(columns[codec.spec.name]) for codec in codecs])
         states = self.encode(columns)
-        self.n_states_ = [codec.n_states for codec in self.codecs_]
-        self.ordered_ = [codec.encoder.ordered for codec in self.codecs_]
         LOGGER.info("Encoded %d columns in %.2fs", len(specs), time.perf_counter() - started)
 
-        self.constraints_ = [_with_training_rows(rule, columns) for rule in constraints]
-        self.order_, candidates = self._order_and_candidates(states)
+        rules = fill_training_rows(constraints, lambda names: _distinct_rows(columns, names))
+        return self.fit_counts(ArrayCounts(states), rules)
+
+    def new_codecs(self, specs):
+        """Unfitted codecs for the columns described by ``specs``."""
+        return [ColumnCodec(spec, self.n_bins, self.max_exact_values) for spec in specs]
+
+    def fit_codecs(self, codecs, tallies):
+        """Learn every column's states from its :class:`ValueTally` (first step of a fit)."""
+        pairs = zip(codecs, tallies, strict=True)
+        self.codecs_ = [codec.fit_tally(tally) for codec, tally in pairs]
+        self.n_states_ = [codec.n_states for codec in self.codecs_]
+        self.ordered_ = [codec.encoder.ordered for codec in self.codecs_]
+        return self
+
+    def fit_counts(self, source, constraints=()):
+        """Learn the graph and the trees from counts (second step of a fit, after the codecs).
+
+        Parameters
+        ----------
+        source : counts source
+            The encoded training table, read only through its counts (see
+            :mod:`sdv_janus.engine.counts`); in memory or spread over partitions.
+        constraints : sequence, default=()
+            Formulas every sampled row must satisfy, their allowed tuples already filled (see
+            :func:`fill_training_rows`).
+
+        Returns
+        -------
+        JanusModel
+            The fitted model.
+        """
+        started = time.perf_counter()
+        self.constraints_ = list(constraints)
+        self.order_, candidates = self._order_and_candidates(source)
+        LOGGER.info("Ordered the columns in %.2fs", time.perf_counter() - started)
         self.trees_ = [None] * len(self.codecs_)
         for column in self.order_:
             self.trees_[column] = grow_tree(
-                states,
+                source,
                 column,
                 candidates[column],
                 self.n_states_,
@@ -146,18 +177,23 @@ class JanusModel:
             self.trees_, self.graph_, self.candidates_per_row, order=self.order_
         )
         self._constrained_sampler = self._build_constrained_sampler(self.constraints_)
-        LOGGER.info("Fitted in %.2fs", time.perf_counter() - started)
+        LOGGER.info("Fitted trees in %.2fs", time.perf_counter() - started)
         return self
 
     def encode(self, columns):
-        """Encode raw columns into an int32 ``(n_rows, n_columns)`` state matrix."""
-        encoded = [codec.encode(columns[codec.spec.name]) for codec in self.codecs_]
-        if not encoded:
-            return np.empty((0, 0), dtype=np.int32)
+        """Encode raw columns into an ``(n_rows, n_columns)`` state matrix.
 
-        return np.ascontiguousarray(np.column_stack(encoded), dtype=np.int32)
+        The dtype is the narrowest of int8, int16 and int32 that holds every column's states.
+        """
+        dtype = state_dtype(self.n_states_)
+        n_rows = len(columns[self.codecs_[0].spec.name]) if self.codecs_ else 0
+        states = np.empty((n_rows, len(self.codecs_)), dtype=dtype)
+        for index, codec in enumerate(self.codecs_):
+            states[:, index] = codec.encode(columns[codec.spec.name])
 
-    def _order_and_candidates(self, states):
+        return states
+
+    def _order_and_candidates(self, source):
         """Column order, and the columns each tree may split on.
 
         With a user graph, a tree splits only on the column's parents in that graph. Otherwise a
@@ -169,8 +205,8 @@ class JanusModel:
             order = list(nx.lexicographical_topological_sort(graph))
             return order, {column: sorted(graph.predecessors(column)) for column in order}
 
-        isolated = self._high_cardinality_columns(len(states))
-        graph = self._search_structure(states, isolated)
+        isolated = self._high_cardinality_columns(source.n_rows)
+        graph = self._search_structure(source, isolated)
         order = self._totals_after_parts(list(nx.lexicographical_topological_sort(graph)))
         usable = [column for column in order if column not in isolated]
         return order, {
@@ -214,17 +250,21 @@ class JanusModel:
 
         return isolated
 
-    def _search_structure(self, states, isolated):
+    def _search_structure(self, source, isolated):
         """A DAG learned by BDeu search on coarsened states; it sets the column order."""
-        coarse = np.empty_like(states)
-        coarse_sizes = []
-        for index, codec in enumerate(self.codecs_):
+        maps, coarse_sizes = [], []
+        for codec in self.codecs_:
             groups = self.structure_groups if codec.encoder.ordered else codec.n_states
-            coarse[:, index], size = coarsen_states(states[:, index], codec.encoder.counts_, groups)
+            group_of_state, size = coarsening_map(codec.encoder.counts_, groups)
+            maps.append(group_of_state)
             coarse_sizes.append(size)
 
         return learn_structure(
-            coarse, coarse_sizes, self.max_parents, self.structure_prior, isolated=isolated
+            source.mapped(maps),
+            coarse_sizes,
+            self.max_parents,
+            self.structure_prior,
+            isolated=isolated,
         )
 
     def _graph_from_names(self, named_graph):
@@ -421,17 +461,37 @@ def _linear_atoms(formula):
     return []
 
 
-def _with_training_rows(formula, columns):
+def fill_training_rows(formulas, distinct_rows):
+    """Fill every :class:`AllowedTuples` without rows with the combinations seen in training.
+
+    Parameters
+    ----------
+    formulas : sequence
+        Formulas of :mod:`sdv_janus.engine.rules`.
+    distinct_rows : callable
+        Takes a list of column names and returns the set of value tuples seen in training.
+
+    Returns
+    -------
+    list
+        The formulas, filled.
+    """
+    return [_with_training_rows(formula, distinct_rows) for formula in formulas]
+
+
+def _distinct_rows(columns, names):
+    """Set of value tuples of the named raw columns."""
+    table = np.column_stack([np.asarray(columns[name], dtype=object) for name in names])
+    return {tuple(row) for row in table.tolist()}
+
+
+def _with_training_rows(formula, distinct_rows):
     """Fill an :class:`AllowedTuples` without rows with the combinations seen in training."""
     if isinstance(formula, AllowedTuples) and formula.rows is None:
-        table = np.column_stack(
-            [np.asarray(columns[name], dtype=object) for name in formula.columns]
-        )
-        seen = {tuple(row) for row in table.tolist()}
-        return AllowedTuples(formula.columns, tuple(seen), formula.name)
+        return AllowedTuples(formula.columns, tuple(distinct_rows(formula.columns)), formula.name)
 
     if isinstance(formula, AllOf):
-        return AllOf(tuple(_with_training_rows(item, columns) for item in formula.items))
+        return AllOf(tuple(_with_training_rows(item, distinct_rows) for item in formula.items))
 
     return formula
 

@@ -12,18 +12,17 @@ import logging
 import networkx as nx
 import numpy as np
 
-from sdv_janus.engine._dirichlet import bdeu_local_score
+from sdv_janus.engine._dirichlet import bdeu_table_score
+from sdv_janus.engine.counts import ArrayCounts
 
 LOGGER = logging.getLogger(__name__)
 
 
-def coarsen_states(states, counts, n_groups):
-    """Merge consecutive ordered states into at most ``n_groups`` groups of similar mass.
+def coarsening_map(counts, n_groups):
+    """Group of each ordered state when consecutive states are merged into ``n_groups``.
 
     Parameters
     ----------
-    states : numpy.ndarray
-        int32 ``(n_rows,)`` states.
     counts : numpy.ndarray
         int ``(n_states,)`` training count of each state.
     n_groups : int
@@ -32,43 +31,66 @@ def coarsen_states(states, counts, n_groups):
     Returns
     -------
     tuple
-        int32 ``(n_rows,)`` group per row, and the number of groups.
+        int64 ``(n_states,)`` group of each state, and the number of groups.
     """
     if len(counts) <= n_groups:
-        return states, len(counts)
+        return np.arange(len(counts), dtype=np.int64), len(counts)
 
     # Each state goes to the group holding the middle of its mass, so a spike (a state holding
     # most rows) forms a group of its own instead of swallowing its neighbours.
     middle = (np.cumsum(counts) - counts / 2) / max(counts.sum(), 1)
     group_of_state = np.minimum((middle * n_groups).astype(np.int64), n_groups - 1)
-    group_of_state = np.unique(group_of_state, return_inverse=True)[1]
-    return group_of_state[states].astype(np.int32), int(group_of_state.max()) + 1
+    group_of_state = np.unique(group_of_state, return_inverse=True)[1].astype(np.int64)
+    return group_of_state, int(group_of_state.max()) + 1
+
+
+def coarsen_states(states, counts, n_groups):
+    """Merge consecutive ordered states into at most ``n_groups`` groups of similar mass.
+
+    Parameters
+    ----------
+    states : numpy.ndarray
+        int ``(n_rows,)`` states.
+    counts : numpy.ndarray
+        int ``(n_states,)`` training count of each state.
+    n_groups : int
+        Largest number of groups.
+
+    Returns
+    -------
+    tuple
+        ``(n_rows,)`` group per row (the dtype of ``states``), and the number of groups.
+    """
+    group_of_state, size = coarsening_map(counts, n_groups)
+    return group_of_state[states].astype(states.dtype), size
 
 
 class _LocalScores:
-    """Cache of BDeu scores of (child, parent set) pairs."""
+    """Cache of BDeu scores of (child, parent set) pairs, counted in batches from a source."""
 
-    def __init__(self, states, n_states, ess):
-        self.states, self.n_states, self.ess = states, n_states, ess
+    def __init__(self, source, n_states, ess):
+        self.source, self.n_states, self.ess = source, list(n_states), ess
         self._cache = {}
+
+    def prefetch(self, pairs):
+        """Score every ``(child, parents)`` pair not cached yet with one pass of counting."""
+        missing = {(child, tuple(sorted(parents))) for child, parents in pairs}
+        missing = sorted(key for key in missing if key not in self._cache)
+        if not missing:
+            return
+
+        families = [parents + (child,) for child, parents in missing]
+        tables = self.source.family_tables(families, self.n_states)
+        for (child, parents), table in zip(missing, tables, strict=True):
+            n_configs = int(np.prod([self.n_states[parent] for parent in parents]))
+            self._cache[child, parents] = bdeu_table_score(
+                table.cells, table.counts, self.n_states[child], n_configs, self.ess
+            )
 
     def __call__(self, child, parents):
         key = (child, tuple(sorted(parents)))
-        if key not in self._cache:
-            self._cache[key] = self._score(child, key[1])
-
+        self.prefetch([key])
         return self._cache[key]
-
-    def _score(self, child, parents):
-        codes = np.zeros(self.states.shape[0], dtype=np.int64)
-        n_configs = 1
-        for parent in parents:
-            codes = codes * self.n_states[parent] + self.states[:, parent]
-            n_configs *= self.n_states[parent]
-
-        return bdeu_local_score(
-            self.states[:, child], codes, self.n_states[child], n_configs, self.ess
-        )
 
 
 def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None, isolated=()):
@@ -76,8 +98,9 @@ def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None,
 
     Parameters
     ----------
-    states : numpy.ndarray
-        int32 ``(n_rows, n_columns)`` encoded (possibly coarsened) table.
+    states : numpy.ndarray or counts source
+        int ``(n_rows, n_columns)`` encoded (possibly coarsened) table, or a counts source over
+        one (see :mod:`sdv_janus.engine.counts`).
     n_states : sequence of int
         Number of states of each column.
     max_parents : int, default=3
@@ -95,14 +118,25 @@ def learn_structure(states, n_states, max_parents=3, ess=10.0, max_configs=None,
     networkx.DiGraph
         Nodes are column indices ``0..n_columns-1``.
     """
-    n_rows, n_columns = states.shape
+    source = ArrayCounts(states) if isinstance(states, np.ndarray) else states
+    n_rows, n_columns = source.n_rows, len(n_states)
     max_configs = max_configs or max(n_rows // 10, 2)
-    score = _LocalScores(states, n_states, ess)
+    score = _LocalScores(source, n_states, ess)
     graph = nx.DiGraph()
     graph.add_nodes_from(range(n_columns))
 
-    # gains[u, v]: score improvement of adding the edge u -> v to the current graph.
+    # gains[u, v]: score improvement of adding the edge u -> v to the current graph. All single
+    # parent scores are counted in one pass.
     gains = np.full((n_columns, n_columns), -np.inf)
+    score.prefetch(
+        [(child, ()) for child in range(n_columns)]
+        + [
+            (child, (parent,))
+            for child in range(n_columns)
+            for parent in range(n_columns)
+            if parent != child and n_states[parent] <= max_configs
+        ]
+    )
     for child in range(n_columns):
         gains[:, child] = _addition_gains(graph, score, child, n_states, max_parents, max_configs)
 
@@ -136,14 +170,16 @@ def _addition_gains(graph, score, child, n_states, max_parents, max_configs):
         return gains
 
     configs = int(np.prod([n_states[p] for p in parents])) if parents else 1
+    candidates = [
+        candidate
+        for candidate in range(n_columns)
+        if candidate != child
+        and candidate not in parents
+        and configs * n_states[candidate] <= max_configs
+    ]
+    score.prefetch([(child, parents)] + [(child, parents + [c]) for c in candidates])
     current = score(child, parents)
-    for candidate in range(n_columns):
-        if candidate == child or candidate in parents:
-            continue
-
-        if configs * n_states[candidate] > max_configs:
-            continue
-
+    for candidate in candidates:
         gains[candidate] = score(child, parents + [candidate]) - current
 
     return gains

@@ -16,9 +16,12 @@ import numpy as np
 
 from sdv_janus.engine._dirichlet import log_marginal_likelihood
 from sdv_janus.engine._kernels import route_rows
+from sdv_janus.engine.counts import ArrayCounts, SplitRequest
 
 LOGGER = logging.getLogger(__name__)
 _PENALTY = 0.5
+# Largest split-table answer asked of a counts source at once (cells of int64).
+_MAX_TABLE_CELLS = 1 << 24
 
 
 @dataclass
@@ -97,9 +100,12 @@ class BayesianTree:
         return posterior / posterior.sum(axis=1, keepdims=True)
 
     def leaves_of(self, states):
-        """Leaf of each row of an int32 ``(n_rows, n_columns)`` state matrix."""
+        """Leaf of each row of an int ``(n_rows, n_columns)`` state matrix."""
+        if states.dtype not in (np.int8, np.int16, np.int32):
+            states = states.astype(np.int32)
+
         return route_rows(
-            np.ascontiguousarray(states, dtype=np.int32),
+            np.ascontiguousarray(states),
             self.feature,
             self.left,
             self.right,
@@ -116,6 +122,7 @@ class _Split:
     gain: float
     column: int
     go_left: np.ndarray
+    left_counts: np.ndarray
 
 
 def column_prior(child_states, n_states, prior_strength):
@@ -125,12 +132,16 @@ def column_prior(child_states, n_states, prior_strength):
 
 
 def grow_tree(states, child, parents, n_states, ordered, settings):
-    """Grow the Bayesian decision tree of one column.
+    """Grow the Bayesian decision tree of one column, level by level from counts.
+
+    Each level asks the counts source for the split tables of the nodes still open, chooses
+    their splits, and opens their children; the rows themselves are never gathered.
 
     Parameters
     ----------
-    states : numpy.ndarray
-        int32 ``(n_rows, n_columns)``: encoded training table.
+    states : numpy.ndarray or counts source
+        int ``(n_rows, n_columns)`` encoded training table, or a counts source over one (see
+        :mod:`sdv_janus.engine.counts`).
     child : int
         Column index of the modelled column.
     parents : sequence of int
@@ -146,53 +157,130 @@ def grow_tree(states, child, parents, n_states, ordered, settings):
     -------
     BayesianTree
     """
-    child_states = states[:, child]
-    prior = column_prior(child_states, n_states[child], settings.prior_strength)
+    source = ArrayCounts(states) if isinstance(states, np.ndarray) else states
+    root_counts = _column_counts(source, child, n_states)
+    prior = settings.prior_strength * root_counts / max(root_counts.sum(), 1.0)
     split_prior = prior * (settings.split_prior_strength / settings.prior_strength)
-    # Each pending node: (node id, row indices, depth).
-    nodes = _GrowingNodes()
-    pending = [(nodes.add(), np.arange(len(child_states)), 0)]
-    while pending:
-        node, rows, depth = pending.pop()
-        split = None
-        if depth < settings.max_depth and len(rows) >= 2 * settings.min_samples_leaf:
-            split = _best_split(
-                states,
-                rows,
-                child_states[rows],
-                parents,
-                n_states,
-                ordered,
-                split_prior,
-                settings.min_samples_leaf,
-            )
+    parents = np.asarray(parents, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([n_states[p] for p in parents])]).astype(np.int64)
+    growth = _Growth(source, child, parents, offsets, n_states, ordered, split_prior, settings)
 
+    # Each open node: (node id, child-state counts of its rows, depth).
+    opened = [(growth.nodes.add(), root_counts, 0)]
+    while opened:
+        opened = growth.split_level(opened)
+
+    return growth.nodes.to_tree(prior)
+
+
+def _column_counts(source, column, n_states):
+    """float64 ``(n_states[column],)`` marginal counts of one column."""
+    table = source.family_tables([(column,)], n_states)[0]
+    counts = np.zeros(n_states[column])
+    counts[table.cells] = table.counts
+    return counts
+
+
+class _Growth:
+    """One tree's growth: the nodes so far and how to split a level of open nodes."""
+
+    def __init__(self, source, child, parents, offsets, n_states, ordered, prior, settings):
+        self.source, self.child, self.parents, self.offsets = source, child, parents, offsets
+        self.n_states, self.ordered, self.prior, self.settings = n_states, ordered, prior, settings
+        self.nodes = _GrowingNodes()
+        cells_per_node = max(int(offsets[-1]) * n_states[child], 1)
+        self.batch_size = max(1, _MAX_TABLE_CELLS // cells_per_node)
+
+    def split_level(self, opened):
+        """Split or close every open node; return the children opened, in order."""
+        settings = self.settings
+        splittable = []
+        for node, counts, depth in opened:
+            big_enough = counts.sum() >= 2 * settings.min_samples_leaf
+            if len(self.parents) and depth < settings.max_depth and big_enough:
+                splittable.append((node, counts, depth))
+            else:
+                self.nodes.make_leaf(node, counts)
+
+        children = []
+        for start in range(0, len(splittable), self.batch_size):
+            batch = splittable[start : start + self.batch_size]
+            tables = self.source.split_tables(self._request([node for node, _, _ in batch]))
+            for (node, counts, depth), table in zip(batch, tables, strict=True):
+                children += self._split_node(node, counts, depth, table)
+
+        return children
+
+    def _request(self, open_nodes):
+        """The split tables wanted for ``open_nodes``, over the tree as it stands."""
+        feature, left, right, mask_offset, go_left = self.nodes.layout()
+        slot_of_node = np.full(len(feature), -1, dtype=np.int32)
+        slot_of_node[open_nodes] = np.arange(len(open_nodes), dtype=np.int32)
+        return SplitRequest(
+            feature,
+            left,
+            right,
+            mask_offset,
+            go_left,
+            slot_of_node,
+            int(self.child),
+            self.parents,
+            self.offsets,
+            len(open_nodes),
+            int(self.n_states[self.child]),
+        )
+
+    def _split_node(self, node, counts, depth, table):
+        """Split one node by its best split, or make it a leaf; return the children opened."""
+        split = _best_split_of_tables(
+            table,
+            self.offsets,
+            counts,
+            self.parents,
+            self.ordered,
+            self.prior,
+            self.settings.min_samples_leaf,
+        )
         if split is None:
-            counts = np.bincount(child_states[rows], minlength=n_states[child])
-            nodes.make_leaf(node, counts)
-            continue
+            self.nodes.make_leaf(node, counts)
+            return []
 
-        sends_left = split.go_left[states[rows, split.column]]
-        left, right = nodes.add(), nodes.add()
-        nodes.make_split(node, split.column, split.go_left, left, right)
-        pending.append((right, rows[~sends_left], depth + 1))
-        pending.append((left, rows[sends_left], depth + 1))
-
-    return nodes.to_tree(prior)
+        left, right = self.nodes.add(), self.nodes.add()
+        self.nodes.make_split(node, split.column, split.go_left, left, right)
+        right_counts = counts - split.left_counts
+        return [(left, split.left_counts, depth + 1), (right, right_counts, depth + 1)]
 
 
 def _best_split(states, rows, child_states, parents, n_states, ordered, prior, min_leaf):
     """Best split of the rows over all parents, or None if no split pays for the search."""
     n_child = len(prior)
+    tables = [
+        _contingency(states[rows, column], child_states, n_states[column], n_child)
+        for column in parents
+    ]
+    offsets = np.concatenate([[0], np.cumsum([n_states[p] for p in parents])]).astype(np.int64)
     node_counts = np.bincount(child_states, minlength=n_child).astype(np.float64)
+    return _best_split_of_tables(
+        np.concatenate(tables), offsets, node_counts, parents, ordered, prior, min_leaf
+    )
+
+
+def _best_split_of_tables(tables, offsets, node_counts, parents, ordered, prior, min_leaf):
+    """Best split of a node from its split tables, or None if no split pays for the search.
+
+    ``tables[offsets[j]:offsets[j + 1]]`` is the parent-state by child-state count table of
+    parent ``parents[j]`` over the node's rows; ``node_counts`` is the node's child counts.
+    """
+    node_counts = np.asarray(node_counts, dtype=np.float64)
     node_score = log_marginal_likelihood(node_counts, prior)
+    n_rows = node_counts.sum()
 
     best, n_candidates = None, 0
-    for column in parents:
-        table = _contingency(states[rows, column], child_states, n_states[column], n_child)
+    for position, column in enumerate(parents):
+        table = tables[offsets[position] : offsets[position + 1]]
         left_counts, masks = _candidate_splits(table, ordered[column], prior)
         left_size = left_counts.sum(axis=1)
-        allowed = (left_size >= min_leaf) & (len(rows) - left_size >= min_leaf)
+        allowed = (left_size >= min_leaf) & (n_rows - left_size >= min_leaf)
         n_candidates += int(allowed.sum())
         if not allowed.any():
             continue
@@ -204,7 +292,7 @@ def _best_split(states, rows, child_states, parents, n_states, ordered, prior, m
         index = int(np.argmax(scores))
         gain = float(scores[index] - node_score)
         if best is None or gain > best.gain:
-            best = _Split(gain, column, masks[index])
+            best = _Split(gain, int(column), masks[index], left_counts[index])
 
     # The best of m candidates must beat log(m): a uniform prior over the candidates.
     if best is None or best.gain <= _PENALTY * np.log(max(n_candidates, 1)):
@@ -291,18 +379,29 @@ class _GrowingNodes:
         self.feature[node], self.left[node], self.right[node] = column, left, right
         self.masks[node] = go_left
 
-    def to_tree(self, prior):
-        """Freeze into a :class:`BayesianTree`."""
+    def layout(self):
+        """The flat arrays ``feature, left, right, mask_offset, go_left`` of the tree so far."""
         sizes = [0 if mask is None else len(mask) for mask in self.masks]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         masks = [mask for mask in self.masks if mask is not None]
         go_left = np.concatenate(masks) if masks else np.zeros(1, dtype=bool)
+        return (
+            np.array(self.feature, dtype=np.int32),
+            np.array(self.left, dtype=np.int32),
+            np.array(self.right, dtype=np.int32),
+            offsets,
+            go_left.astype(bool),
+        )
+
+    def to_tree(self, prior):
+        """Freeze into a :class:`BayesianTree`."""
+        feature, left, right, mask_offset, go_left = self.layout()
         return BayesianTree(
-            feature=np.array(self.feature, dtype=np.int32),
-            left=np.array(self.left, dtype=np.int32),
-            right=np.array(self.right, dtype=np.int32),
-            mask_offset=offsets,
-            go_left=go_left.astype(bool),
+            feature=feature,
+            left=left,
+            right=right,
+            mask_offset=mask_offset,
+            go_left=go_left,
             leaf_of_node=np.array(self.leaf_of_node, dtype=np.int32),
             leaf_counts=np.array(self.leaf_counts, dtype=np.float64).reshape(-1, len(prior)),
             prior=prior,

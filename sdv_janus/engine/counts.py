@@ -1,0 +1,218 @@
+"""Sufficient statistics of an encoded table: the counts that every fitting step reads.
+
+After encoding, the fit reads the table only through a *counts source*, an object with
+
+- ``n_rows``: the number of rows;
+- ``family_tables(families, sizes)``: for each family of columns (parents then child), the
+  :class:`FamilyTable` of joint counts, which the structure search scores;
+- ``split_tables(request)``: for a partly grown tree (a :class:`SplitRequest`), the
+  parent-state by child-state counts of the rows reaching each open node, from which the
+  tree's splits are chosen;
+- ``mapped(state_maps)``: the same table with each column's states relabelled (coarsened).
+
+All of these are sums over rows, so a table split into chunks gives the same answers as the whole
+table when the chunks' answers are added: :func:`compute_family_tables` and
+:func:`compute_split_tables` work on one chunk, :class:`ArrayCounts` is the source over one
+in-memory array, and :mod:`sdv_janus.dask` is the source over the partitions of a Dask
+DataFrame. The fitted model therefore does not depend on where the rows live.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from sdv_janus.engine._kernels import count_families, count_split_tables
+
+LOGGER = logging.getLogger(__name__)
+
+# Tables above this many cells are counted sparsely (distinct cells only).
+_DENSE_CELL_LIMIT = 1 << 22
+
+
+def state_dtype(n_states):
+    """The narrowest signed integer dtype holding states ``-1 .. max(n_states) - 1``."""
+    largest = max(n_states, default=1)
+    for dtype in (np.int8, np.int16):
+        if largest <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+
+    return np.dtype(np.int32)
+
+
+@dataclass
+class FamilyTable:
+    """Joint counts of a family of columns, keeping only the cells that occur.
+
+    Attributes
+    ----------
+    cells : numpy.ndarray
+        int64 ``(n_cells,)`` sorted distinct mixed-radix codes ``config * n_child + child``.
+    counts : numpy.ndarray
+        int64 ``(n_cells,)`` rows in each cell.
+    """
+
+    cells: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_dense(cls, dense):
+        """Keep the non-zero cells of a dense int64 count vector."""
+        cells = np.flatnonzero(dense)
+        return cls(cells.astype(np.int64), dense[cells].astype(np.int64))
+
+    def merge(self, other):
+        """The table of both chunks together."""
+        cells, inverse = np.unique(np.concatenate([self.cells, other.cells]), return_inverse=True)
+        counts = np.bincount(inverse, weights=np.concatenate([self.counts, other.counts]))
+        return FamilyTable(cells, counts.astype(np.int64))
+
+
+@dataclass
+class SplitRequest:
+    """A partly grown tree whose open nodes need their split tables.
+
+    Attributes
+    ----------
+    feature, left, right, mask_offset, go_left : numpy.ndarray
+        The tree so far, in the flat layout of :class:`~sdv_janus.engine.trees.BayesianTree`;
+        undecided nodes are ends (``feature == -1``).
+    slot_of_node : numpy.ndarray
+        int32 ``(n_nodes,)``: the slot of each open node whose table is wanted, else -1.
+    child : int
+        The column the tree models.
+    parents : numpy.ndarray
+        int64 ``(n_parents,)``: the candidate split columns.
+    offsets : numpy.ndarray
+        int64 ``(n_parents + 1,)``: where each parent's states start in a table's rows.
+    n_slots, n_child : int
+        Number of open nodes asked for, and of the child's states.
+    """
+
+    feature: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    mask_offset: np.ndarray
+    go_left: np.ndarray
+    slot_of_node: np.ndarray
+    child: int
+    parents: np.ndarray
+    offsets: np.ndarray
+    n_slots: int
+    n_child: int
+
+    @property
+    def n_cells(self):
+        """Cells of the answer."""
+        return self.n_slots * int(self.offsets[-1]) * self.n_child
+
+
+def compute_family_tables(states, families, sizes):
+    """:class:`FamilyTable` of each family over one chunk of the encoded table.
+
+    Parameters
+    ----------
+    states : numpy.ndarray
+        int8, int16 or int32 ``(n_rows, n_columns)`` encoded chunk.
+    families : sequence of tuple of int
+        Columns of each family, parents first and the child last.
+    sizes : sequence of int
+        Number of states of every column.
+
+    Returns
+    -------
+    list of FamilyTable
+    """
+    states = np.ascontiguousarray(states)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    n_cells = [int(np.prod(sizes[list(family)])) for family in families]
+    dense = [index for index, cells in enumerate(n_cells) if cells <= _DENSE_CELL_LIMIT]
+    tables = [None] * len(families)
+    if dense:
+        columns = [families[index] for index in dense]
+        starts = np.cumsum([0] + [len(family) for family in columns]).astype(np.int64)
+        offsets = np.cumsum([0] + [n_cells[index] for index in dense]).astype(np.int64)
+        counts = count_families(
+            states,
+            np.concatenate([np.asarray(family, dtype=np.int64) for family in columns]),
+            starts,
+            sizes,
+            offsets[:-1].copy(),
+            int(offsets[-1]),
+        )
+        for position, index in enumerate(dense):
+            dense_counts = counts[offsets[position] : offsets[position + 1]]
+            tables[index] = FamilyTable.from_dense(dense_counts)
+
+    for index, family in enumerate(families):
+        if tables[index] is None:
+            tables[index] = _sparse_family_table(states, family, sizes)
+
+    return tables
+
+
+def _sparse_family_table(states, family, sizes):
+    """A family table counted through its distinct cells (for tables too big to hold)."""
+    codes = np.zeros(states.shape[0], dtype=np.int64)
+    for column in family:
+        codes = codes * sizes[column] + states[:, column]
+
+    cells, counts = np.unique(codes, return_counts=True)
+    return FamilyTable(cells.astype(np.int64), counts.astype(np.int64))
+
+
+def compute_split_tables(states, request):
+    """int64 ``(n_slots, n_parent_states, n_child)`` split tables over one chunk."""
+    return count_split_tables(
+        np.ascontiguousarray(states),
+        request.feature,
+        request.left,
+        request.right,
+        request.mask_offset,
+        request.go_left,
+        request.slot_of_node,
+        request.child,
+        request.parents,
+        request.offsets,
+        request.n_slots,
+        request.n_child,
+    )
+
+
+def map_states(states, state_maps):
+    """Relabel each column's states: ``state_maps[j][s]`` is the new state of state ``s``."""
+    mapped = np.empty_like(states)
+    for column, state_map in enumerate(state_maps):
+        mapped[:, column] = state_map[states[:, column]]
+
+    return mapped
+
+
+class ArrayCounts:
+    """The counts source over one in-memory encoded table.
+
+    Parameters
+    ----------
+    states : numpy.ndarray
+        int8, int16 or int32 ``(n_rows, n_columns)`` encoded table.
+    """
+
+    def __init__(self, states):
+        self.states = np.ascontiguousarray(states)
+
+    @property
+    def n_rows(self):
+        """Number of rows."""
+        return self.states.shape[0]
+
+    def family_tables(self, families, sizes):
+        """See :func:`compute_family_tables`."""
+        return compute_family_tables(self.states, families, sizes)
+
+    def split_tables(self, request):
+        """See :func:`compute_split_tables`."""
+        return compute_split_tables(self.states, request)
+
+    def mapped(self, state_maps):
+        """The source over the table with relabelled states (see :func:`map_states`)."""
+        return ArrayCounts(map_states(self.states, state_maps))
