@@ -7,10 +7,12 @@ clips, rounds and restores dtypes exactly as it does for its own synthesizers.
 """
 
 import contextlib
+import datetime
 import logging
 import warnings
 
 import pandas as pd
+from sdv import version as sdv_version
 from sdv.cag._utils import _validate_constraints_single_table
 from sdv.cag.programmable_constraint import ProgrammableConstraint, ProgrammableConstraintHarness
 from sdv.single_table.base import BaseSingleTableSynthesizer
@@ -207,9 +209,9 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
 
         return specs
 
-    def _fit(self, processed_data):
-        """Fit the engine on the processed (raw-valued) columns."""
-        self._model = JanusModel(
+    def _new_model(self):
+        """An unfitted engine model with this synthesizer's parameters."""
+        return JanusModel(
             max_parents=self.max_parents,
             structure_prior=self.structure_prior,
             prior_strength=self.prior_strength,
@@ -221,6 +223,10 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             constraint_candidates=self.constraint_candidates,
             graph=self.graph,
         )
+
+    def _fit(self, processed_data):
+        """Fit the engine on the processed (raw-valued) columns."""
+        self._model = self._new_model()
         columns = {name: processed_data[name].to_numpy() for name in processed_data.columns}
         specs = self._column_specs(processed_data)
         try:
@@ -229,6 +235,44 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             raise
         except ValueError as error:
             raise JanusInputError(str(error)) from error
+
+    def fit_dask(self, data, bookkeeping_rows=10_000):
+        """Fit on a Dask DataFrame: the model's counts come from every partition.
+
+        The fitted model equals the one :meth:`fit` learns from the same rows; SDV's own
+        bookkeeping (validation, data processor) runs on a sample. Needs ``sdv-janus[dask]``;
+        see :func:`sdv_janus.dask.fit_dask`.
+
+        Parameters
+        ----------
+        data : dask.dataframe.DataFrame
+            The table.
+        bookkeeping_rows : int, default=10_000
+            First rows on which SDV validates the data and fits its data processor.
+
+        Returns
+        -------
+        JanusSynthesizer
+            This synthesizer, fitted.
+        """
+        from sdv_janus.dask import fit_dask
+
+        return fit_dask(self, data, bookkeeping_rows)
+
+    def _prepare_refit(self):
+        """Forget a previous fit, as SDV's ``fit`` does before preprocessing."""
+        self._check_input_metadata_updated()
+        self._fitted = False
+        self._data_processor.reset_sampling()
+        self._random_state_set = False
+
+    def _adopt_model(self, model):
+        """Take a model fitted outside ``fit`` and mark the synthesizer fitted, as SDV does."""
+        self._model = model
+        self._fitted = True
+        self._fitted_date = datetime.datetime.today().strftime("%Y-%m-%d")
+        self._fitted_sdv_version = getattr(sdv_version, "community", None)
+        self._fitted_sdv_enterprise_version = getattr(sdv_version, "enterprise", None)
 
     def _sample(self, num_rows, conditions=None):
         """Draw ``num_rows`` rows in the processed space, every condition met."""

@@ -124,7 +124,7 @@ class JanusModel:
         states = self.encode(columns)
         LOGGER.info("Encoded %d columns in %.2fs", len(specs), time.perf_counter() - started)
 
-        rules = fill_training_rows(constraints, lambda names: _distinct_rows(columns, names))
+        rules = fill_training_rows(constraints, lambda names: distinct_rows(columns, names))
         return self.fit_counts(ArrayCounts(states), rules)
 
     def new_codecs(self, specs):
@@ -479,8 +479,8 @@ def fill_training_rows(formulas, distinct_rows):
     return [_with_training_rows(formula, distinct_rows) for formula in formulas]
 
 
-def _distinct_rows(columns, names):
-    """Set of value tuples of the named raw columns."""
+def distinct_rows(columns, names):
+    """Set of value tuples of the named raw columns (a mapping of name to array)."""
     table = np.column_stack([np.asarray(columns[name], dtype=object) for name in names])
     return {tuple(row) for row in table.tolist()}
 
