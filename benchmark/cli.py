@@ -10,6 +10,7 @@ scenarios  generate the constraint scenario file.
 datasets   list the datasets found and check their natural constraints.
 uncertainty  closed-form uncertainty vs Monte Carlo: speed at equal accuracy.
 constraints  JANUS with and without each dataset's natural constraints: validity, speed.
+scale      fit/sample time and peak memory from 10k to 1M rows, against GaussianCopula.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import logging
 import sys
 from pathlib import Path
 
-from benchmark import constraint_speed, datasets, jobs, runner, synthesizers, uncertainty_speed
+from benchmark import (
+    constraint_speed,
+    datasets,
+    jobs,
+    runner,
+    scale,
+    synthesizers,
+    uncertainty_speed,
+)
 from benchmark.jobs import Job, JobSettings
 from benchmark.runner import RunConfig
 from benchmark.synthesizers import Budget
@@ -122,6 +131,10 @@ def _add_other_commands(commands) -> None:
     )
     constraint_speed.add_arguments(natural)
     _add_common(natural)
+
+    sizes = commands.add_parser("scale", help="fit/sample time and memory from 10k to 1M rows")
+    scale.add_arguments(sizes)
+    _add_common(sizes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,6 +339,7 @@ COMMANDS = {
     "datasets": command_datasets,
     "uncertainty": command_uncertainty,
     "constraints": constraint_speed.run_from_args,
+    "scale": scale.run_from_args,
 }
 
 

@@ -5,6 +5,8 @@ from an explicit ``numpy.random.Generator``) and keep no state, so results depen
 arguments.
 """
 
+import math
+
 import numba
 import numpy as np
 
@@ -366,3 +368,192 @@ def count_split_tables(
             tables[slot, offsets[j] + states[row, parents[j]], child_state] += 1
 
     return tables
+
+
+@numba.njit("f8(f8[:], f8[:], i8, f8)", cache=True, nogil=True)
+def _state_term(prior, log_gamma_prior, state, count):
+    """``lgamma(prior[state] + count) - lgamma(prior[state])``: one state's likelihood term."""
+    return math.lgamma(prior[state] + count) - log_gamma_prior[state]
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_split_of_parent(
+    table, node, node_rows, node_terms, is_ordered, prior, log_gamma_prior, min_leaf
+):  # fmt: skip
+    """Best candidate split on one parent: (score, candidates, state order, states sent left).
+
+    The split sends ``order[:n_left]`` left. See :func:`best_splits`.
+    """
+    n_parent, n_child = table.shape
+    prior_total = 0.0
+    for k in range(n_child):
+        prior_total += prior[k]
+
+    row_sums = np.zeros(n_parent)
+    column_sums = np.zeros(n_child)
+    for state in range(n_parent):
+        for k in range(n_child):
+            row_sums[state] += table[state, k]
+            column_sums[k] += table[state, k]
+
+    present = np.flatnonzero(row_sums > 0)
+    if is_ordered:
+        order = np.arange(n_parent)
+    else:
+        mode = np.argmax(column_sums)
+        share = (table[present, mode] + prior[mode]) / (row_sums[present] + prior_total)
+        order = present[np.argsort(share, kind="mergesort")]
+
+    log_gamma_total = math.lgamma(prior_total)
+    best_score, best_n_left, best_alone, n_found = -np.inf, 0, -1, 0
+
+    # Thresholds: the first t + 1 states of ``order`` go left.
+    left = np.zeros(n_child)
+    left_rows, left_terms, right_terms = 0.0, 0.0, node_terms
+    for t in range(len(order) - 1):
+        state = order[t]
+        for k in range(n_child):
+            count = table[state, k]
+            if count > 0:
+                left_terms += _state_term(prior, log_gamma_prior, k, left[k] + count)
+                left_terms -= _state_term(prior, log_gamma_prior, k, left[k])
+                right_terms += _state_term(prior, log_gamma_prior, k, node[k] - left[k] - count)
+                right_terms -= _state_term(prior, log_gamma_prior, k, node[k] - left[k])
+                left[k] += count
+
+        left_rows += row_sums[state]
+        if left_rows < min_leaf or node_rows - left_rows < min_leaf:
+            continue
+
+        n_found += 1
+        score = _split_score(log_gamma_total, prior_total, left_rows, node_rows - left_rows)
+        score += left_terms + right_terms
+        if score > best_score:
+            best_score, best_n_left = score, t + 1
+
+    # Categorical parents: each present state against the rest, in state order.
+    for state in present if not is_ordered else present[:0]:
+        left_rows = row_sums[state]
+        if left_rows < min_leaf or node_rows - left_rows < min_leaf:
+            continue
+
+        left_terms, right_terms = 0.0, node_terms
+        for k in range(n_child):
+            count = table[state, k]
+            if count > 0:
+                left_terms += _state_term(prior, log_gamma_prior, k, count)
+                right_terms += _state_term(prior, log_gamma_prior, k, node[k] - count)
+                right_terms -= _state_term(prior, log_gamma_prior, k, node[k])
+
+        n_found += 1
+        score = _split_score(log_gamma_total, prior_total, left_rows, node_rows - left_rows)
+        score += left_terms + right_terms
+        if score > best_score:
+            best_score, best_alone = score, state
+
+    if best_alone >= 0 and best_score > -np.inf:
+        return best_score, n_found, np.array([best_alone]), 1
+
+    return best_score, n_found, order, best_n_left
+
+
+@numba.njit("f8(f8, f8, f8, f8)", cache=True, nogil=True)
+def _split_score(log_gamma_total, prior_total, left_rows, right_rows):
+    """The parts of a split's score that depend on the sides' sizes only."""
+    return (
+        2.0 * log_gamma_total
+        - math.lgamma(prior_total + left_rows)
+        - math.lgamma(prior_total + right_rows)
+    )
+
+
+_BEST_SPLITS_SIGNATURE = (
+    "Tuple((f8[:], i8[:], i8[:], b1[:, :], f8[:, :]))"
+    "(i8[:, :, :], i8[:], f8[:, :], b1[:], f8[:], i8)"
+)
+
+
+@numba.njit(_BEST_SPLITS_SIGNATURE, cache=True, nogil=True)
+def best_splits(tables, offsets, node_counts, ordered, prior, min_leaf):
+    """Best split of each open node from its split tables, by Dirichlet-multinomial gain.
+
+    Candidates per parent: thresholds on its states when ``ordered``; otherwise thresholds on
+    its present states sorted by their share of the node's most common child state, then each
+    present state against the rest. A candidate needs ``min_leaf`` rows on each side. The score
+    of a side with counts ``c`` is ``lgamma(A) - lgamma(A + N) + sum_k [lgamma(a_k + c_k) -
+    lgamma(a_k)]`` (``a = prior``, ``A = sum(a)``, ``N = sum(c)``); it is updated only where a
+    state's counts change, so a candidate costs the non-zero cells it moves.
+
+    Parameters
+    ----------
+    tables : numpy.ndarray
+        int64 ``(n_slots, n_parent_states, n_child)``: parent ``j`` owns rows
+        ``offsets[j]:offsets[j + 1]``.
+    offsets : numpy.ndarray
+        int64 ``(n_parents + 1,)``.
+    node_counts : numpy.ndarray
+        float64 ``(n_slots, n_child)``: child counts of each node.
+    ordered : numpy.ndarray
+        bool ``(n_parents,)``: whether each parent's states are ordered.
+    prior : numpy.ndarray
+        float64 ``(n_child,)``: Dirichlet prior under which splits are compared.
+    min_leaf : int
+        Fewest rows on each side.
+
+    Returns
+    -------
+    tuple
+        gain float64 ``(n_slots,)`` (-inf without a candidate), parent position int64
+        ``(n_slots,)``, number of candidates int64 ``(n_slots,)``, ``go_left`` bool
+        ``(n_slots, widest parent)`` and left counts float64 ``(n_slots, n_child)`` of the
+        best split.
+    """
+    n_slots, _, n_child = tables.shape
+    n_parents = len(offsets) - 1
+    widest = 1
+    for j in range(n_parents):
+        widest = max(widest, offsets[j + 1] - offsets[j])
+
+    gains = np.full(n_slots, -np.inf)
+    parents = np.full(n_slots, -1, dtype=np.int64)
+    n_candidates = np.zeros(n_slots, dtype=np.int64)
+    go_left = np.zeros((n_slots, widest), dtype=np.bool_)
+    left_counts = np.zeros((n_slots, n_child))
+
+    prior_total = 0.0
+    log_gamma_prior = np.empty(n_child)
+    for k in range(n_child):
+        prior_total += prior[k]
+        log_gamma_prior[k] = math.lgamma(prior[k])
+
+    log_gamma_total = math.lgamma(prior_total)
+    for slot in range(n_slots):
+        node = node_counts[slot]
+        node_rows = 0.0
+        node_terms = 0.0
+        for k in range(n_child):
+            node_rows += node[k]
+            node_terms += _state_term(prior, log_gamma_prior, k, node[k])
+
+        node_score = log_gamma_total - math.lgamma(prior_total + node_rows) + node_terms
+        for j in range(n_parents):
+            table = tables[slot, offsets[j] : offsets[j + 1]]
+            best = _best_split_of_parent(
+                table, node, node_rows, node_terms, ordered[j], prior, log_gamma_prior, min_leaf
+            )
+            score, n_found, order, n_left = best
+            n_candidates[slot] += n_found
+            if n_found == 0 or not score - node_score > gains[slot]:
+                continue
+
+            gains[slot] = score - node_score
+            parents[slot] = j
+            go_left[slot, :] = False
+            left_counts[slot, :] = 0.0
+            for position in range(n_left):
+                state = order[position]
+                go_left[slot, state] = True
+                for k in range(n_child):
+                    left_counts[slot, k] += table[state, k]
+
+    return gains, parents, n_candidates, go_left, left_counts

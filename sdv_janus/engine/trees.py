@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdv_janus.engine._dirichlet import log_marginal_likelihood
-from sdv_janus.engine._kernels import route_rows
+from sdv_janus.engine._kernels import best_splits, route_rows
 from sdv_janus.engine.counts import ArrayCounts, SplitRequest
 
 LOGGER = logging.getLogger(__name__)
@@ -206,8 +205,13 @@ class _Growth:
         for start in range(0, len(splittable), self.batch_size):
             batch = splittable[start : start + self.batch_size]
             tables = self.source.split_tables(self._request([node for node, _, _ in batch]))
-            for (node, counts, depth), table in zip(batch, tables, strict=True):
-                children += self._split_node(node, counts, depth, table)
+            node_counts = np.array([counts for _, counts, _ in batch], dtype=np.float64)
+            splits = _best_splits(
+                tables, self.offsets, node_counts, self.parents, self.ordered, self.prior,
+                self.settings.min_samples_leaf,
+            )  # fmt: skip
+            for (node, counts, depth), split in zip(batch, splits, strict=True):
+                children += self._split_node(node, counts, depth, split)
 
         return children
 
@@ -230,17 +234,8 @@ class _Growth:
             int(self.n_states[self.child]),
         )
 
-    def _split_node(self, node, counts, depth, table):
+    def _split_node(self, node, counts, depth, split):
         """Split one node by its best split, or make it a leaf; return the children opened."""
-        split = _best_split_of_tables(
-            table,
-            self.offsets,
-            counts,
-            self.parents,
-            self.ordered,
-            self.prior,
-            self.settings.min_samples_leaf,
-        )
         if split is None:
             self.nodes.make_leaf(node, counts)
             return []
@@ -249,6 +244,37 @@ class _Growth:
         self.nodes.make_split(node, split.column, split.go_left, left, right)
         right_counts = counts - split.left_counts
         return [(left, split.left_counts, depth + 1), (right, right_counts, depth + 1)]
+
+
+def _best_splits(tables, offsets, node_counts, parents, ordered, prior, min_leaf):
+    """The best split of each node (a :class:`_Split`), or None where no split pays.
+
+    The best of ``m`` candidates must gain more than ``_PENALTY * log(m)``: a uniform prior
+    over the candidates.
+    """
+    parent_ordered = np.array([bool(ordered[column]) for column in parents], dtype=bool)
+    gains, positions, n_candidates, go_left, left_counts = best_splits(
+        np.ascontiguousarray(tables, dtype=np.int64),
+        np.asarray(offsets, dtype=np.int64),
+        np.ascontiguousarray(node_counts, dtype=np.float64),
+        parent_ordered,
+        np.asarray(prior, dtype=np.float64),
+        int(min_leaf),
+    )
+    splits = []
+    for slot in range(len(gains)):
+        if not gains[slot] > _PENALTY * np.log(max(n_candidates[slot], 1)):
+            splits.append(None)
+            continue
+
+        position = int(positions[slot])
+        width = int(offsets[position + 1] - offsets[position])
+        column = int(parents[position])
+        splits.append(
+            _Split(float(gains[slot]), column, go_left[slot, :width].copy(), left_counts[slot])
+        )
+
+    return splits
 
 
 def _best_split(states, rows, child_states, parents, n_states, ordered, prior, min_leaf):
@@ -260,45 +286,9 @@ def _best_split(states, rows, child_states, parents, n_states, ordered, prior, m
     ]
     offsets = np.concatenate([[0], np.cumsum([n_states[p] for p in parents])]).astype(np.int64)
     node_counts = np.bincount(child_states, minlength=n_child).astype(np.float64)
-    return _best_split_of_tables(
-        np.concatenate(tables), offsets, node_counts, parents, ordered, prior, min_leaf
-    )
-
-
-def _best_split_of_tables(tables, offsets, node_counts, parents, ordered, prior, min_leaf):
-    """Best split of a node from its split tables, or None if no split pays for the search.
-
-    ``tables[offsets[j]:offsets[j + 1]]`` is the parent-state by child-state count table of
-    parent ``parents[j]`` over the node's rows; ``node_counts`` is the node's child counts.
-    """
-    node_counts = np.asarray(node_counts, dtype=np.float64)
-    node_score = log_marginal_likelihood(node_counts, prior)
-    n_rows = node_counts.sum()
-
-    best, n_candidates = None, 0
-    for position, column in enumerate(parents):
-        table = tables[offsets[position] : offsets[position + 1]]
-        left_counts, masks = _candidate_splits(table, ordered[column], prior)
-        left_size = left_counts.sum(axis=1)
-        allowed = (left_size >= min_leaf) & (n_rows - left_size >= min_leaf)
-        n_candidates += int(allowed.sum())
-        if not allowed.any():
-            continue
-
-        left_counts, masks = left_counts[allowed], masks[allowed]
-        right_counts = node_counts[None, :] - left_counts
-        scores = log_marginal_likelihood(left_counts, prior)
-        scores += log_marginal_likelihood(right_counts, prior)
-        index = int(np.argmax(scores))
-        gain = float(scores[index] - node_score)
-        if best is None or gain > best.gain:
-            best = _Split(gain, int(column), masks[index], left_counts[index])
-
-    # The best of m candidates must beat log(m): a uniform prior over the candidates.
-    if best is None or best.gain <= _PENALTY * np.log(max(n_candidates, 1)):
-        return None
-
-    return best
+    return _best_splits(
+        np.concatenate(tables)[None], offsets, node_counts[None], parents, ordered, prior, min_leaf
+    )[0]
 
 
 def _contingency(parent_states, child_states, n_parent, n_child):
