@@ -80,7 +80,7 @@ class DaskCounts:
         """Split tables summed over the partitions (see ``compute_split_tables``)."""
         count = dask.delayed(compute_split_tables, pure=True)
         per_part = [count(part, request) for part in self.parts]
-        return dask.compute(dask.delayed(sum)(per_part))[0]
+        return dask.compute(dask.delayed(_sum_tables)(per_part))[0]
 
     def mapped(self, state_maps):
         """The source over partitions with relabelled states (see ``map_states``)."""
@@ -268,6 +268,15 @@ def _merge_tallies(per_part):
 def _merge_family_tables(per_part):
     """Family by family sum of the partitions' family tables."""
     return [_reduce(FamilyTable.merge, family) for family in zip(*per_part, strict=True)]
+
+
+def _sum_tables(per_part):
+    """int64 sum of the partitions' split tables (each partition counts in int32)."""
+    total = per_part[0].astype(np.int64)
+    for table in per_part[1:]:
+        total += table
+
+    return total
 
 
 def _reduce(combine, items):

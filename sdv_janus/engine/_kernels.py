@@ -312,7 +312,7 @@ def count_families(states, family_columns, family_start, sizes, cell_offset, n_c
 
 
 _SPLIT_TABLE_SIGNATURE = (
-    "i8[:, :, :]({s}[:, ::1], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:], i8, i8[:], i8[:], i8, i8)"
+    "i4[:, :, :]({s}[:, ::1], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:], i8, i8[:], i8[:], i8, i8)"
 )
 
 
@@ -326,6 +326,7 @@ def count_split_tables(
     Every row is routed down the partly grown tree (nodes whose ``feature`` is -1 are ends).
     Rows ending in a node with a slot ``slot_of_node[node] >= 0`` add one, for each candidate
     parent ``parents[j]``, to ``tables[slot, offsets[j] + state of parent j, child state]``.
+    Rows are counted slot by slot, so the writes stay within one slot's table at a time.
 
     Parameters
     ----------
@@ -348,24 +349,35 @@ def count_split_tables(
     Returns
     -------
     numpy.ndarray
-        int64 ``(n_slots, offsets[-1], n_child)`` counts.
+        int32 ``(n_slots, offsets[-1], n_child)`` counts.
     """
-    tables = np.zeros((n_slots, offsets[len(offsets) - 1], n_child), dtype=np.int64)
-    for row in range(states.shape[0]):
-        node = 0
-        while feature[node] >= 0:
-            if go_left[mask_offset[node] + states[row, feature[node]]]:
-                node = left[node]
-            else:
-                node = right[node]
+    n_rows = states.shape[0]
+    slot_of_row = route_rows(states, feature, left, right, mask_offset, go_left, slot_of_node)
 
-        slot = slot_of_node[node]
-        if slot < 0:
-            continue
+    # Rows grouped by slot (a counting sort), in row order within a slot.
+    starts = np.zeros(n_slots + 1, dtype=np.int64)
+    for row in range(n_rows):
+        if slot_of_row[row] >= 0:
+            starts[slot_of_row[row] + 1] += 1
 
-        child_state = states[row, child]
-        for j in range(len(parents)):
-            tables[slot, offsets[j] + states[row, parents[j]], child_state] += 1
+    for slot in range(n_slots):
+        starts[slot + 1] += starts[slot]
+
+    grouped = np.empty(starts[n_slots], dtype=np.int64)
+    filled = starts[:n_slots].copy()
+    for row in range(n_rows):
+        slot = slot_of_row[row]
+        if slot >= 0:
+            grouped[filled[slot]] = row
+            filled[slot] += 1
+
+    tables = np.zeros((n_slots, offsets[len(offsets) - 1], n_child), dtype=np.int32)
+    for slot in range(n_slots):
+        for position in range(starts[slot], starts[slot + 1]):
+            row = grouped[position]
+            child_state = states[row, child]
+            for j in range(len(parents)):
+                tables[slot, offsets[j] + states[row, parents[j]], child_state] += 1
 
     return tables
 
@@ -469,11 +481,15 @@ def _split_score(log_gamma_total, prior_total, left_rows, right_rows):
 
 _BEST_SPLITS_SIGNATURE = (
     "Tuple((f8[:], i8[:], i8[:], b1[:, :], f8[:, :]))"
-    "(i8[:, :, :], i8[:], f8[:, :], b1[:], f8[:], i8)"
+    "({t}[:, :, :], i8[:], f8[:, :], b1[:], f8[:], i8)"
 )
 
 
-@numba.njit(_BEST_SPLITS_SIGNATURE, cache=True, nogil=True)
+@numba.njit(
+    [_BEST_SPLITS_SIGNATURE.format(t=count_type) for count_type in ("i4", "i8")],
+    cache=True,
+    nogil=True,
+)
 def best_splits(tables, offsets, node_counts, ordered, prior, min_leaf):
     """Best split of each open node from its split tables, by Dirichlet-multinomial gain.
 
@@ -487,7 +503,7 @@ def best_splits(tables, offsets, node_counts, ordered, prior, min_leaf):
     Parameters
     ----------
     tables : numpy.ndarray
-        int64 ``(n_slots, n_parent_states, n_child)``: parent ``j`` owns rows
+        int32 or int64 ``(n_slots, n_parent_states, n_child)``: parent ``j`` owns rows
         ``offsets[j]:offsets[j + 1]``.
     offsets : numpy.ndarray
         int64 ``(n_parents + 1,)``.

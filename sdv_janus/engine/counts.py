@@ -162,7 +162,7 @@ def _sparse_family_table(states, family, sizes):
 
 
 def compute_split_tables(states, request):
-    """int64 ``(n_slots, n_parent_states, n_child)`` split tables over one chunk."""
+    """int32 ``(n_slots, n_parent_states, n_child)`` split tables over one chunk."""
     return count_split_tables(
         np.ascontiguousarray(states),
         request.feature,

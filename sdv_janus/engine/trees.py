@@ -19,8 +19,8 @@ from sdv_janus.engine.counts import ArrayCounts, SplitRequest
 
 LOGGER = logging.getLogger(__name__)
 _PENALTY = 0.5
-# Largest split-table answer asked of a counts source at once (cells of int64).
-_MAX_TABLE_CELLS = 1 << 24
+# Largest split-table answer asked of a counts source at once (cells of int32 or int64).
+_MAX_TABLE_CELLS = 1 << 25
 
 
 @dataclass
@@ -254,7 +254,7 @@ def _best_splits(tables, offsets, node_counts, parents, ordered, prior, min_leaf
     """
     parent_ordered = np.array([bool(ordered[column]) for column in parents], dtype=bool)
     gains, positions, n_candidates, go_left, left_counts = best_splits(
-        np.ascontiguousarray(tables, dtype=np.int64),
+        np.ascontiguousarray(tables),
         np.asarray(offsets, dtype=np.int64),
         np.ascontiguousarray(node_counts, dtype=np.float64),
         parent_ordered,
