@@ -40,6 +40,7 @@ from sdv_janus.engine.counts import (
     compute_family_tables,
     compute_split_tables,
     map_states,
+    search_in_batches,
 )
 from sdv_janus.engine.model import distinct_rows, fill_training_rows
 
@@ -81,6 +82,10 @@ class DaskCounts:
         count = dask.delayed(compute_split_tables, pure=True)
         per_part = [count(part, request) for part in self.parts]
         return dask.compute(dask.delayed(_sum_tables)(per_part))[0]
+
+    def best_splits(self, request, search):
+        """Best splits of the open nodes from summed split tables, in bounded batches."""
+        return search_in_batches(self.split_tables, request, search)
 
     def mapped(self, state_maps):
         """The source over partitions with relabelled states (see ``map_states``)."""

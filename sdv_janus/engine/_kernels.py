@@ -311,6 +311,32 @@ def count_families(states, family_columns, family_start, sizes, cell_offset, n_c
     return counts
 
 
+@numba.njit(cache=True, nogil=True)
+def _group_rows_by_slot(slot_of_row, n_slots):
+    """Rows grouped by slot (a counting sort), in row order within a slot.
+
+    Returns int64 ``starts`` ``(n_slots + 1,)`` and ``grouped`` rows: slot ``s`` owns
+    ``grouped[starts[s]:starts[s + 1]]``. Rows with a negative slot are left out.
+    """
+    starts = np.zeros(n_slots + 1, dtype=np.int64)
+    for row in range(len(slot_of_row)):
+        if slot_of_row[row] >= 0:
+            starts[slot_of_row[row] + 1] += 1
+
+    for slot in range(n_slots):
+        starts[slot + 1] += starts[slot]
+
+    grouped = np.empty(starts[n_slots], dtype=np.int64)
+    filled = starts[:n_slots].copy()
+    for row in range(len(slot_of_row)):
+        slot = slot_of_row[row]
+        if slot >= 0:
+            grouped[filled[slot]] = row
+            filled[slot] += 1
+
+    return starts, grouped
+
+
 _SPLIT_TABLE_SIGNATURE = (
     "i4[:, :, :]({s}[:, ::1], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:], i8, i8[:], i8[:], i8, i8)"
 )
@@ -351,26 +377,9 @@ def count_split_tables(
     numpy.ndarray
         int32 ``(n_slots, offsets[-1], n_child)`` counts.
     """
-    n_rows = states.shape[0]
     slot_of_row = route_rows(states, feature, left, right, mask_offset, go_left, slot_of_node)
 
-    # Rows grouped by slot (a counting sort), in row order within a slot.
-    starts = np.zeros(n_slots + 1, dtype=np.int64)
-    for row in range(n_rows):
-        if slot_of_row[row] >= 0:
-            starts[slot_of_row[row] + 1] += 1
-
-    for slot in range(n_slots):
-        starts[slot + 1] += starts[slot]
-
-    grouped = np.empty(starts[n_slots], dtype=np.int64)
-    filled = starts[:n_slots].copy()
-    for row in range(n_rows):
-        slot = slot_of_row[row]
-        if slot >= 0:
-            grouped[filled[slot]] = row
-            filled[slot] += 1
-
+    starts, grouped = _group_rows_by_slot(slot_of_row, n_slots)
     tables = np.zeros((n_slots, offsets[len(offsets) - 1], n_child), dtype=np.int32)
     for slot in range(n_slots):
         for position in range(starts[slot], starts[slot + 1]):
@@ -479,6 +488,61 @@ def _split_score(log_gamma_total, prior_total, left_rows, right_rows):
     )
 
 
+@numba.njit(cache=True, nogil=True)
+def _empty_splits(n_slots, offsets, n_child):
+    """Output arrays of the split search: no split found yet."""
+    widest = 1
+    for j in range(len(offsets) - 1):
+        widest = max(widest, offsets[j + 1] - offsets[j])
+
+    return (
+        np.full(n_slots, -np.inf),
+        np.full(n_slots, -1, dtype=np.int64),
+        np.zeros(n_slots, dtype=np.int64),
+        np.zeros((n_slots, widest), dtype=np.bool_),
+        np.zeros((n_slots, n_child)),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _split_slot(table, node, offsets, ordered, prior, min_leaf, found, slot):
+    """Search the best split of one node and write it into ``found[...][slot]``."""
+    gains, parents, n_candidates, go_left, left_counts = found
+    n_child = table.shape[1]
+    prior_total = 0.0
+    log_gamma_prior = np.empty(n_child)
+    for k in range(n_child):
+        prior_total += prior[k]
+        log_gamma_prior[k] = math.lgamma(prior[k])
+
+    node_rows = 0.0
+    node_terms = 0.0
+    for k in range(n_child):
+        node_rows += node[k]
+        node_terms += _state_term(prior, log_gamma_prior, k, node[k])
+
+    node_score = math.lgamma(prior_total) - math.lgamma(prior_total + node_rows) + node_terms
+    for j in range(len(offsets) - 1):
+        block = table[offsets[j] : offsets[j + 1]]
+        best = _best_split_of_parent(
+            block, node, node_rows, node_terms, ordered[j], prior, log_gamma_prior, min_leaf
+        )
+        score, n_found, order, n_left = best
+        n_candidates[slot] += n_found
+        if n_found == 0 or not score - node_score > gains[slot]:
+            continue
+
+        gains[slot] = score - node_score
+        parents[slot] = j
+        go_left[slot, :] = False
+        left_counts[slot, :] = 0.0
+        for position in range(n_left):
+            state = order[position]
+            go_left[slot, state] = True
+            for k in range(n_child):
+                left_counts[slot, k] += block[state, k]
+
+
 _BEST_SPLITS_SIGNATURE = (
     "Tuple((f8[:], i8[:], i8[:], b1[:, :], f8[:, :]))"
     "({t}[:, :, :], i8[:], f8[:, :], b1[:], f8[:], i8)"
@@ -524,52 +588,43 @@ def best_splits(tables, offsets, node_counts, ordered, prior, min_leaf):
         ``(n_slots, widest parent)`` and left counts float64 ``(n_slots, n_child)`` of the
         best split.
     """
-    n_slots, _, n_child = tables.shape
-    n_parents = len(offsets) - 1
-    widest = 1
-    for j in range(n_parents):
-        widest = max(widest, offsets[j + 1] - offsets[j])
-
-    gains = np.full(n_slots, -np.inf)
-    parents = np.full(n_slots, -1, dtype=np.int64)
-    n_candidates = np.zeros(n_slots, dtype=np.int64)
-    go_left = np.zeros((n_slots, widest), dtype=np.bool_)
-    left_counts = np.zeros((n_slots, n_child))
-
-    prior_total = 0.0
-    log_gamma_prior = np.empty(n_child)
-    for k in range(n_child):
-        prior_total += prior[k]
-        log_gamma_prior[k] = math.lgamma(prior[k])
-
-    log_gamma_total = math.lgamma(prior_total)
+    n_slots, width, n_child = tables.shape
+    found = _empty_splits(n_slots, offsets, n_child)
     for slot in range(n_slots):
-        node = node_counts[slot]
-        node_rows = 0.0
-        node_terms = 0.0
-        for k in range(n_child):
-            node_rows += node[k]
-            node_terms += _state_term(prior, log_gamma_prior, k, node[k])
+        _split_slot(tables[slot], node_counts[slot], offsets, ordered, prior, min_leaf, found, slot)
 
-        node_score = log_gamma_total - math.lgamma(prior_total + node_rows) + node_terms
-        for j in range(n_parents):
-            table = tables[slot, offsets[j] : offsets[j + 1]]
-            best = _best_split_of_parent(
-                table, node, node_rows, node_terms, ordered[j], prior, log_gamma_prior, min_leaf
-            )
-            score, n_found, order, n_left = best
-            n_candidates[slot] += n_found
-            if n_found == 0 or not score - node_score > gains[slot]:
-                continue
+    return found
 
-            gains[slot] = score - node_score
-            parents[slot] = j
-            go_left[slot, :] = False
-            left_counts[slot, :] = 0.0
-            for position in range(n_left):
-                state = order[position]
-                go_left[slot, state] = True
-                for k in range(n_child):
-                    left_counts[slot, k] += table[state, k]
 
-    return gains, parents, n_candidates, go_left, left_counts
+_FUSED_SIGNATURE = (
+    "Tuple((f8[:], i8[:], i8[:], b1[:, :], f8[:, :]))({s}[:, ::1], i4[:], i4[:], i4[:], i8[:], "
+    "b1[:], i4[:], i8, i8[:], i8[:], i8, i8, f8[:, :], b1[:], f8[:], i8)"
+)
+
+
+@numba.njit(_signatures(_FUSED_SIGNATURE), cache=True, nogil=True)
+def count_and_split(
+    states, feature, left, right, mask_offset, go_left, slot_of_node, child, parents, offsets,
+    n_slots, n_child, node_counts, ordered, prior, min_leaf,
+):  # fmt: skip
+    """:func:`best_splits` of the tables :func:`count_split_tables` would count, fused.
+
+    Each open node's table is counted into one reused buffer and searched at once, so memory
+    stays at one table however many nodes are open. The search is the same function as in
+    :func:`best_splits`, on the same counts, hence the same splits.
+    """
+    slot_of_row = route_rows(states, feature, left, right, mask_offset, go_left, slot_of_node)
+    starts, grouped = _group_rows_by_slot(slot_of_row, n_slots)
+    found = _empty_splits(n_slots, offsets, n_child)
+    table = np.zeros((offsets[len(offsets) - 1], n_child), dtype=np.int32)
+    for slot in range(n_slots):
+        table[:, :] = 0
+        for position in range(starts[slot], starts[slot + 1]):
+            row = grouped[position]
+            child_state = states[row, child]
+            for j in range(len(parents)):
+                table[offsets[j] + states[row, parents[j]], child_state] += 1
+
+        _split_slot(table, node_counts[slot], offsets, ordered, prior, min_leaf, found, slot)
+
+    return found

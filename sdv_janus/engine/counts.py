@@ -6,8 +6,11 @@ After encoding, the fit reads the table only through a *counts source*, an objec
 - ``family_tables(families, sizes)``: for each family of columns (parents then child), the
   :class:`FamilyTable` of joint counts, which the structure search scores;
 - ``split_tables(request)``: for a partly grown tree (a :class:`SplitRequest`), the
-  parent-state by child-state counts of the rows reaching each open node, from which the
-  tree's splits are chosen;
+  parent-state by child-state counts of the rows reaching each open node;
+- ``best_splits(request, search)``: the best split of each open node, searched (by one numba
+  function, whatever the source) in those tables; :func:`search_in_batches` does it from
+  ``split_tables`` a bounded number of nodes at a time, and :class:`ArrayCounts` counts and
+  searches node by node in one pass, without holding every table;
 - ``mapped(state_maps)``: the same table with each column's states relabelled (coarsened).
 
 All of these are sums over rows, so a table split into chunks gives the same answers as the whole
@@ -17,17 +20,25 @@ in-memory array, and :mod:`sdv_janus.dask` is the source over the partitions of 
 DataFrame. The fitted model therefore does not depend on where the rows live.
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 
-from sdv_janus.engine._kernels import count_families, count_split_tables
+from sdv_janus.engine._kernels import (
+    best_splits,
+    count_and_split,
+    count_families,
+    count_split_tables,
+)
 
 LOGGER = logging.getLogger(__name__)
 
 # Tables above this many cells are counted sparsely (distinct cells only).
 _DENSE_CELL_LIMIT = 1 << 22
+# Largest split-table answer asked of a source at once (cells).
+_MAX_SPLIT_CELLS = 1 << 25
 
 
 def state_dtype(n_states):
@@ -105,6 +116,74 @@ class SplitRequest:
     def n_cells(self):
         """Cells of the answer."""
         return self.n_slots * int(self.offsets[-1]) * self.n_child
+
+
+@dataclass
+class SplitSearch:
+    """What the split search of the open nodes needs besides their tables.
+
+    Attributes
+    ----------
+    node_counts : numpy.ndarray
+        float64 ``(n_slots, n_child)``: child counts of each open node.
+    ordered : numpy.ndarray
+        bool ``(n_parents,)``: whether each candidate parent's states are ordered.
+    prior : numpy.ndarray
+        float64 ``(n_child,)``: the Dirichlet prior under which splits are compared.
+    min_leaf : int
+        Fewest rows on each side of a split.
+    """
+
+    node_counts: np.ndarray
+    ordered: np.ndarray
+    prior: np.ndarray
+    min_leaf: int
+
+
+def search_in_batches(count_tables, request, search, max_cells=_MAX_SPLIT_CELLS):
+    """Best splits of the open nodes, counting their tables a bounded batch at a time.
+
+    Parameters
+    ----------
+    count_tables : callable
+        Takes a :class:`SplitRequest` and returns its split tables.
+    request : SplitRequest
+        The open nodes.
+    search : SplitSearch
+        The rest of the search's inputs.
+    max_cells : int
+        Most table cells held at once.
+
+    Returns
+    -------
+    tuple
+        The arrays of :func:`~sdv_janus.engine._kernels.best_splits`, over all open nodes.
+    """
+    cells_per_slot = max(int(request.offsets[-1]) * request.n_child, 1)
+    batch = max(1, max_cells // cells_per_slot)
+    found = []
+    for start in range(0, request.n_slots, batch):
+        stop = min(start + batch, request.n_slots)
+        slots = request.slot_of_node
+        in_batch = (slots >= start) & (slots < stop)
+        part = dataclasses.replace(
+            request,
+            slot_of_node=np.where(in_batch, slots - start, -1).astype(np.int32),
+            n_slots=stop - start,
+        )
+        tables = count_tables(part)
+        found.append(
+            best_splits(
+                np.ascontiguousarray(tables),
+                request.offsets,
+                search.node_counts[start:stop],
+                search.ordered,
+                search.prior,
+                search.min_leaf,
+            )
+        )
+
+    return tuple(np.concatenate(arrays) for arrays in zip(*found, strict=True))
 
 
 def compute_family_tables(states, families, sizes):
@@ -212,6 +291,27 @@ class ArrayCounts:
     def split_tables(self, request):
         """See :func:`compute_split_tables`."""
         return compute_split_tables(self.states, request)
+
+    def best_splits(self, request, search):
+        """Best split of every open node, counted and searched node by node in one pass."""
+        return count_and_split(
+            self.states,
+            request.feature,
+            request.left,
+            request.right,
+            request.mask_offset,
+            request.go_left,
+            request.slot_of_node,
+            request.child,
+            request.parents,
+            request.offsets,
+            request.n_slots,
+            request.n_child,
+            search.node_counts,
+            search.ordered,
+            search.prior,
+            search.min_leaf,
+        )
 
     def mapped(self, state_maps):
         """The source over the table with relabelled states (see :func:`map_states`)."""

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdv_janus.engine._kernels import best_splits, route_rows
-from sdv_janus.engine.counts import ArrayCounts, SplitRequest
+from sdv_janus.engine.counts import ArrayCounts, SplitRequest, SplitSearch
 
 LOGGER = logging.getLogger(__name__)
 _PENALTY = 0.5
-# Largest split-table answer asked of a counts source at once (cells of int32 or int64).
-_MAX_TABLE_CELLS = 1 << 25
 
 
 @dataclass
@@ -187,8 +185,6 @@ class _Growth:
         self.source, self.child, self.parents, self.offsets = source, child, parents, offsets
         self.n_states, self.ordered, self.prior, self.settings = n_states, ordered, prior, settings
         self.nodes = _GrowingNodes()
-        cells_per_node = max(int(offsets[-1]) * n_states[child], 1)
-        self.batch_size = max(1, _MAX_TABLE_CELLS // cells_per_node)
 
     def split_level(self, opened):
         """Split or close every open node; return the children opened, in order."""
@@ -201,22 +197,25 @@ class _Growth:
             else:
                 self.nodes.make_leaf(node, counts)
 
+        if not splittable:
+            return []
+
+        search = SplitSearch(
+            np.array([counts for _, counts, _ in splittable], dtype=np.float64),
+            np.array([bool(self.ordered[column]) for column in self.parents], dtype=bool),
+            self.prior,
+            int(settings.min_samples_leaf),
+        )
+        found = self.source.best_splits(self._request([n for n, _, _ in splittable]), search)
+        splits = _paid_splits(found, self.offsets, self.parents)
         children = []
-        for start in range(0, len(splittable), self.batch_size):
-            batch = splittable[start : start + self.batch_size]
-            tables = self.source.split_tables(self._request([node for node, _, _ in batch]))
-            node_counts = np.array([counts for _, counts, _ in batch], dtype=np.float64)
-            splits = _best_splits(
-                tables, self.offsets, node_counts, self.parents, self.ordered, self.prior,
-                self.settings.min_samples_leaf,
-            )  # fmt: skip
-            for (node, counts, depth), split in zip(batch, splits, strict=True):
-                children += self._split_node(node, counts, depth, split)
+        for (node, counts, depth), split in zip(splittable, splits, strict=True):
+            children += self._split_node(node, counts, depth, split)
 
         return children
 
     def _request(self, open_nodes):
-        """The split tables wanted for ``open_nodes``, over the tree as it stands."""
+        """The open nodes to split, over the tree as it stands."""
         feature, left, right, mask_offset, go_left = self.nodes.layout()
         slot_of_node = np.full(len(feature), -1, dtype=np.int32)
         slot_of_node[open_nodes] = np.arange(len(open_nodes), dtype=np.int32)
@@ -246,21 +245,14 @@ class _Growth:
         return [(left, split.left_counts, depth + 1), (right, right_counts, depth + 1)]
 
 
-def _best_splits(tables, offsets, node_counts, parents, ordered, prior, min_leaf):
+def _paid_splits(found, offsets, parents):
     """The best split of each node (a :class:`_Split`), or None where no split pays.
 
-    The best of ``m`` candidates must gain more than ``_PENALTY * log(m)``: a uniform prior
-    over the candidates.
+    ``found`` holds the arrays of :func:`~sdv_janus.engine._kernels.best_splits`. The best of
+    ``m`` candidates must gain more than ``_PENALTY * log(m)``: a uniform prior over the
+    candidates.
     """
-    parent_ordered = np.array([bool(ordered[column]) for column in parents], dtype=bool)
-    gains, positions, n_candidates, go_left, left_counts = best_splits(
-        np.ascontiguousarray(tables),
-        np.asarray(offsets, dtype=np.int64),
-        np.ascontiguousarray(node_counts, dtype=np.float64),
-        parent_ordered,
-        np.asarray(prior, dtype=np.float64),
-        int(min_leaf),
-    )
+    gains, positions, n_candidates, go_left, left_counts = found
     splits = []
     for slot in range(len(gains)):
         if not gains[slot] > _PENALTY * np.log(max(n_candidates[slot], 1)):
@@ -286,9 +278,11 @@ def _best_split(states, rows, child_states, parents, n_states, ordered, prior, m
     ]
     offsets = np.concatenate([[0], np.cumsum([n_states[p] for p in parents])]).astype(np.int64)
     node_counts = np.bincount(child_states, minlength=n_child).astype(np.float64)
-    return _best_splits(
-        np.concatenate(tables)[None], offsets, node_counts[None], parents, ordered, prior, min_leaf
-    )[0]
+    parent_ordered = np.array([bool(ordered[column]) for column in parents], dtype=bool)
+    found = best_splits(
+        np.concatenate(tables)[None], offsets, node_counts[None], parent_ordered, prior, min_leaf
+    )
+    return _paid_splits(found, offsets, parents)[0]
 
 
 def _contingency(parent_states, child_states, n_parent, n_child):
