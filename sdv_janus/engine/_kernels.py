@@ -47,18 +47,24 @@ def route_rows(states, feature, left, right, mask_offset, go_left, leaf_of_node)
     numpy.ndarray
         int32 array ``(n_rows,)`` of leaf numbers.
     """
+    # All rows go down one level at a time: the rows of a level are independent, so the
+    # processor overlaps their memory reads instead of waiting on one row's chain of nodes.
     n_rows = states.shape[0]
+    node = np.zeros(n_rows, dtype=np.int32)
+    moved = True
+    while moved:
+        moved = False
+        for row in range(n_rows):
+            current = node[row]
+            column = feature[current]
+            if column >= 0:
+                goes_left = go_left[mask_offset[current] + states[row, column]]
+                node[row] = right[current] + goes_left * (left[current] - right[current])
+                moved = True
+
     leaves = np.empty(n_rows, dtype=np.int32)
     for row in range(n_rows):
-        node = 0
-        while feature[node] >= 0:
-            state = states[row, feature[node]]
-            if go_left[mask_offset[node] + state]:
-                node = left[node]
-            else:
-                node = right[node]
-
-        leaves[row] = leaf_of_node[node]
+        leaves[row] = leaf_of_node[node[row]]
 
     return leaves
 
@@ -391,41 +397,70 @@ def count_split_tables(
     return tables
 
 
-@numba.njit("f8(f8[:], f8[:], i8, f8)", cache=True, nogil=True)
-def _state_term(prior, log_gamma_prior, state, count):
+# Likelihood terms of counts below this are computed once per search and looked up.
+_TERM_CACHE = 4096
+
+
+@numba.njit(cache=True, nogil=True)
+def _term_tables(prior, size):
+    """The prior's total, ``lgamma`` of each prior entry, and cached terms of counts < size."""
+    n_child = len(prior)
+    prior_total = 0.0
+    log_gamma_prior = np.empty(n_child)
+    state_terms = np.empty((n_child, size))
+    for k in range(n_child):
+        prior_total += prior[k]
+        log_gamma_prior[k] = math.lgamma(prior[k])
+        for count in range(size):
+            state_terms[k, count] = math.lgamma(prior[k] + count) - log_gamma_prior[k]
+
+    total_terms = np.empty(size)
+    for count in range(size):
+        total_terms[count] = math.lgamma(prior_total + count)
+
+    return prior_total, log_gamma_prior, state_terms, total_terms
+
+
+@numba.njit(cache=True, nogil=True)
+def _state_term(terms, prior, state, count):
     """``lgamma(prior[state] + count) - lgamma(prior[state])``: one state's likelihood term."""
+    _, log_gamma_prior, state_terms, _ = terms
+    if count < state_terms.shape[1]:
+        return state_terms[state, int(count)]
+
     return math.lgamma(prior[state] + count) - log_gamma_prior[state]
 
 
 @numba.njit(cache=True, nogil=True)
+def _total_term(terms, rows):
+    """``lgamma(sum(prior) + rows)``."""
+    prior_total, _, _, total_terms = terms
+    if rows < len(total_terms):
+        return total_terms[int(rows)]
+
+    return math.lgamma(prior_total + rows)
+
+
+@numba.njit(cache=True, nogil=True)
 def _best_split_of_parent(
-    table, node, node_rows, node_terms, is_ordered, prior, log_gamma_prior, min_leaf
+    table, row_sums, node, node_rows, node_terms, is_ordered, prior, terms, min_leaf
 ):  # fmt: skip
     """Best candidate split on one parent: (score, candidates, state order, states sent left).
 
-    The split sends ``order[:n_left]`` left. See :func:`best_splits`.
+    ``row_sums`` are the rows of the node in each parent state. The split sends
+    ``order[:n_left]`` left. See :func:`best_splits`.
     """
     n_parent, n_child = table.shape
-    prior_total = 0.0
-    for k in range(n_child):
-        prior_total += prior[k]
-
-    row_sums = np.zeros(n_parent)
-    column_sums = np.zeros(n_child)
-    for state in range(n_parent):
-        for k in range(n_child):
-            row_sums[state] += table[state, k]
-            column_sums[k] += table[state, k]
-
+    prior_total = terms[0]
     present = np.flatnonzero(row_sums > 0)
     if is_ordered:
         order = np.arange(n_parent)
     else:
-        mode = np.argmax(column_sums)
+        # The parent's table sums, over its states, to the node's counts.
+        mode = np.argmax(node)
         share = (table[present, mode] + prior[mode]) / (row_sums[present] + prior_total)
         order = present[np.argsort(share, kind="mergesort")]
 
-    log_gamma_total = math.lgamma(prior_total)
     best_score, best_n_left, best_alone, n_found = -np.inf, 0, -1, 0
 
     # Thresholds: the first t + 1 states of ``order`` go left.
@@ -433,13 +468,13 @@ def _best_split_of_parent(
     left_rows, left_terms, right_terms = 0.0, 0.0, node_terms
     for t in range(len(order) - 1):
         state = order[t]
-        for k in range(n_child):
+        for k in range(n_child if row_sums[state] > 0 else 0):
             count = table[state, k]
             if count > 0:
-                left_terms += _state_term(prior, log_gamma_prior, k, left[k] + count)
-                left_terms -= _state_term(prior, log_gamma_prior, k, left[k])
-                right_terms += _state_term(prior, log_gamma_prior, k, node[k] - left[k] - count)
-                right_terms -= _state_term(prior, log_gamma_prior, k, node[k] - left[k])
+                left_terms += _state_term(terms, prior, k, left[k] + count)
+                left_terms -= _state_term(terms, prior, k, left[k])
+                right_terms += _state_term(terms, prior, k, node[k] - left[k] - count)
+                right_terms -= _state_term(terms, prior, k, node[k] - left[k])
                 left[k] += count
 
         left_rows += row_sums[state]
@@ -447,7 +482,7 @@ def _best_split_of_parent(
             continue
 
         n_found += 1
-        score = _split_score(log_gamma_total, prior_total, left_rows, node_rows - left_rows)
+        score = _split_score(terms, left_rows, node_rows - left_rows)
         score += left_terms + right_terms
         if score > best_score:
             best_score, best_n_left = score, t + 1
@@ -462,12 +497,12 @@ def _best_split_of_parent(
         for k in range(n_child):
             count = table[state, k]
             if count > 0:
-                left_terms += _state_term(prior, log_gamma_prior, k, count)
-                right_terms += _state_term(prior, log_gamma_prior, k, node[k] - count)
-                right_terms -= _state_term(prior, log_gamma_prior, k, node[k])
+                left_terms += _state_term(terms, prior, k, count)
+                right_terms += _state_term(terms, prior, k, node[k] - count)
+                right_terms -= _state_term(terms, prior, k, node[k])
 
         n_found += 1
-        score = _split_score(log_gamma_total, prior_total, left_rows, node_rows - left_rows)
+        score = _split_score(terms, left_rows, node_rows - left_rows)
         score += left_terms + right_terms
         if score > best_score:
             best_score, best_alone = score, state
@@ -478,14 +513,24 @@ def _best_split_of_parent(
     return best_score, n_found, order, best_n_left
 
 
-@numba.njit("f8(f8, f8, f8, f8)", cache=True, nogil=True)
-def _split_score(log_gamma_total, prior_total, left_rows, right_rows):
+@numba.njit(cache=True, nogil=True)
+def _split_score(terms, left_rows, right_rows):
     """The parts of a split's score that depend on the sides' sizes only."""
     return (
-        2.0 * log_gamma_total
-        - math.lgamma(prior_total + left_rows)
-        - math.lgamma(prior_total + right_rows)
+        2.0 * _total_term(terms, 0.0)
+        - _total_term(terms, left_rows)
+        - _total_term(terms, right_rows)
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _cache_size(node_counts):
+    """Counts to cache terms for: up to the largest node's rows, at most ``_TERM_CACHE``."""
+    largest = 0.0
+    for slot in range(node_counts.shape[0]):
+        largest = max(largest, node_counts[slot].sum())
+
+    return min(int(largest) + 1, _TERM_CACHE)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -505,27 +550,33 @@ def _empty_splits(n_slots, offsets, n_child):
 
 
 @numba.njit(cache=True, nogil=True)
-def _split_slot(table, node, offsets, ordered, prior, min_leaf, found, slot):
-    """Search the best split of one node and write it into ``found[...][slot]``."""
+def _split_slot(table, row_sums, node, offsets, ordered, prior, terms, min_leaf, found, slot):
+    """Search the best split of one node and write it into ``found[...][slot]``.
+
+    ``row_sums`` (float64, one per table row) are the node's rows in each parent state;
+    ``terms`` are the cached likelihood terms of :func:`_term_tables`.
+    """
     gains, parents, n_candidates, go_left, left_counts = found
     n_child = table.shape[1]
-    prior_total = 0.0
-    log_gamma_prior = np.empty(n_child)
-    for k in range(n_child):
-        prior_total += prior[k]
-        log_gamma_prior[k] = math.lgamma(prior[k])
-
     node_rows = 0.0
     node_terms = 0.0
     for k in range(n_child):
         node_rows += node[k]
-        node_terms += _state_term(prior, log_gamma_prior, k, node[k])
+        node_terms += _state_term(terms, prior, k, node[k])
 
-    node_score = math.lgamma(prior_total) - math.lgamma(prior_total + node_rows) + node_terms
+    node_score = _total_term(terms, 0.0) - _total_term(terms, node_rows) + node_terms
     for j in range(len(offsets) - 1):
         block = table[offsets[j] : offsets[j + 1]]
         best = _best_split_of_parent(
-            block, node, node_rows, node_terms, ordered[j], prior, log_gamma_prior, min_leaf
+            block,
+            row_sums[offsets[j] : offsets[j + 1]],
+            node,
+            node_rows,
+            node_terms,
+            ordered[j],
+            prior,
+            terms,
+            min_leaf,
         )
         score, n_found, order, n_left = best
         n_candidates[slot] += n_found
@@ -590,10 +641,44 @@ def best_splits(tables, offsets, node_counts, ordered, prior, min_leaf):
     """
     n_slots, width, n_child = tables.shape
     found = _empty_splits(n_slots, offsets, n_child)
+    terms = _term_tables(prior, _cache_size(node_counts))
+    row_sums = np.empty(width)
     for slot in range(n_slots):
-        _split_slot(tables[slot], node_counts[slot], offsets, ordered, prior, min_leaf, found, slot)
+        for state in range(width):
+            row_sums[state] = 0.0
+            for k in range(n_child):
+                row_sums[state] += tables[slot, state, k]
+
+        table = tables[slot]
+        _split_slot(
+            table,
+            row_sums,
+            node_counts[slot],
+            offsets,
+            ordered,
+            prior,
+            terms,
+            min_leaf,
+            found,
+            slot,
+        )
 
     return found
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_rows(states, rows, child, parents, offsets, table, row_sums, add):
+    """Add one per row to its cells of ``table`` and ``row_sums`` (or, ``add == 0``, zero them)."""
+    for row in rows:
+        child_state = states[row, child]
+        for j in range(len(parents)):
+            cell = offsets[j] + states[row, parents[j]]
+            if add:
+                table[cell, child_state] += 1
+                row_sums[cell] += 1.0
+            else:
+                table[cell, child_state] = 0
+                row_sums[cell] = 0.0
 
 
 _FUSED_SIGNATURE = (
@@ -616,15 +701,26 @@ def count_and_split(
     slot_of_row = route_rows(states, feature, left, right, mask_offset, go_left, slot_of_node)
     starts, grouped = _group_rows_by_slot(slot_of_row, n_slots)
     found = _empty_splits(n_slots, offsets, n_child)
-    table = np.zeros((offsets[len(offsets) - 1], n_child), dtype=np.int32)
+    terms = _term_tables(prior, _cache_size(node_counts))
+    width = offsets[len(offsets) - 1]
+    table = np.zeros((width, n_child), dtype=np.int32)
+    row_sums = np.zeros(width)
     for slot in range(n_slots):
-        table[:, :] = 0
-        for position in range(starts[slot], starts[slot + 1]):
-            row = grouped[position]
-            child_state = states[row, child]
-            for j in range(len(parents)):
-                table[offsets[j] + states[row, parents[j]], child_state] += 1
-
-        _split_slot(table, node_counts[slot], offsets, ordered, prior, min_leaf, found, slot)
+        rows = grouped[starts[slot] : starts[slot + 1]]
+        _count_rows(states, rows, child, parents, offsets, table, row_sums, 1)
+        _split_slot(
+            table,
+            row_sums,
+            node_counts[slot],
+            offsets,
+            ordered,
+            prior,
+            terms,
+            min_leaf,
+            found,
+            slot,
+        )
+        # Only the cells these rows touched are non-zero: clearing them is cheaper than all.
+        _count_rows(states, rows, child, parents, offsets, table, row_sums, 0)
 
     return found

@@ -15,6 +15,7 @@ import networkx as nx
 import numpy as np
 
 from sdv_janus.engine._kernels import draw_states, stratified_uniforms
+from sdv_janus.engine.counts import state_dtype
 
 LOGGER = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class StateSampler:
             list(order) if order is not None else list(nx.lexicographical_topological_sort(graph))
         )
         self.candidates_per_row = candidates_per_row
+        # Drawn states are stored in the narrowest integer type the state counts allow.
+        self.dtype = state_dtype([len(tree.prior) for tree in self.trees])
         self.predictive = [tree.predictive() for tree in self.trees]
         self.cumulative = [np.cumsum(predictive, axis=1) for predictive in self.predictive]
         self._log_predictive = [np.log(predictive) for predictive in self.predictive]
@@ -63,12 +66,12 @@ class StateSampler:
         Returns
         -------
         numpy.ndarray
-            int32 ``(n_rows, n_columns)`` states.
+            ``(n_rows, n_columns)`` states, int8, int16 or int32 (see ``state_dtype``).
         """
         fixed = fixed or {}
         upstream = self._upstream_of(fixed)
         if not upstream:
-            return self.forward(np.empty((n_rows, len(self.trees)), np.int32), rng, fixed)
+            return self.forward(np.empty((n_rows, len(self.trees)), self.dtype), rng, fixed)
 
         chunk = max(1, _POOL_ROWS_PER_CHUNK // self.candidates_per_row)
         if n_rows > chunk:
@@ -79,7 +82,7 @@ class StateSampler:
             return np.concatenate(parts)
 
         pool_size = n_rows * self.candidates_per_row
-        pool = np.empty((pool_size, len(self.trees)), dtype=np.int32)
+        pool = np.empty((pool_size, len(self.trees)), dtype=self.dtype)
         pool = self.forward(pool, rng, fixed, columns=upstream | set(fixed))
         log_weights = self._condition_log_likelihood(pool, fixed)
         chosen = _resample(log_weights, n_rows, rng)
