@@ -276,8 +276,8 @@ def draw_from_weights(weights, uniforms):
 @numba.njit(
     _signatures("i8[:]({s}[:, ::1], i8[:], i8[:], i8[:], i8[:], i8)"), cache=True, nogil=True
 )
-def count_families(states, family_columns, family_start, sizes, cell_offset, n_cells):
-    """Joint counts of several families of columns in one pass over the rows.
+def count_families(columns, family_columns, family_start, sizes, cell_offset, n_cells):
+    """Joint counts of several families of columns.
 
     Family ``f`` is the columns ``family_columns[family_start[f]:family_start[f + 1]]`` (the
     child last); a row adds one to the cell whose mixed-radix code, with radices ``sizes``, is
@@ -285,8 +285,9 @@ def count_families(states, family_columns, family_start, sizes, cell_offset, n_c
 
     Parameters
     ----------
-    states : numpy.ndarray
-        int8, int16 or int32 ``(n_rows, n_columns)`` C-contiguous encoded table.
+    columns : numpy.ndarray
+        int8, int16 or int32 ``(n_columns, n_rows)`` C-contiguous encoded table, one column
+        per row of the array, so that a family reads a few contiguous streams.
     family_columns : numpy.ndarray
         int64 ``(n_entries,)``: the columns of every family, concatenated.
     family_start : numpy.ndarray
@@ -304,13 +305,14 @@ def count_families(states, family_columns, family_start, sizes, cell_offset, n_c
         int64 ``(n_cells,)`` counts.
     """
     counts = np.zeros(n_cells, dtype=np.int64)
-    n_families = len(cell_offset)
-    for row in range(states.shape[0]):
-        for family in range(n_families):
+    n_rows = columns.shape[1]
+    for family in range(len(cell_offset)):
+        first, last = family_start[family], family_start[family + 1]
+        for row in range(n_rows):
             code = 0
-            for entry in range(family_start[family], family_start[family + 1]):
+            for entry in range(first, last):
                 column = family_columns[entry]
-                code = code * sizes[column] + states[row, column]
+                code = code * sizes[column] + columns[column, row]
 
             counts[cell_offset[family] + code] += 1
 

@@ -212,7 +212,7 @@ def compute_family_tables(states, families, sizes):
         starts = np.cumsum([0] + [len(family) for family in columns]).astype(np.int64)
         offsets = np.cumsum([0] + [n_cells[index] for index in dense]).astype(np.int64)
         counts = count_families(
-            states,
+            np.ascontiguousarray(states.T),
             np.concatenate([np.asarray(family, dtype=np.int64) for family in columns]),
             starts,
             sizes,

@@ -385,12 +385,14 @@ class JanusModel:
         output = {}
         for index, codec in enumerate(self.codecs_):
             name = codec.spec.name
-            uniforms = stratified_draws(states[:, index], codec.n_states, self._rng)
             if name in conditions:
                 output[name] = np.full(num_rows, conditions[name], dtype=object)
             elif name in numbers:
                 output[name] = codec.from_numbers(numbers[name])
+            elif codec.spec.kind == CATEGORICAL:
+                output[name] = codec.decode(states[:, index], None)
             else:
+                uniforms = stratified_draws(states[:, index], codec.n_states, self._rng)
                 output[name] = codec.decode(states[:, index], uniforms)
 
         return output
