@@ -19,7 +19,7 @@ def _signatures(template):
     return [template.format(s=state_type) for state_type in _STATE_TYPES]
 
 
-_ROUTE_SIGNATURE = "i4[:]({s}[:, :], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:])"
+_ROUTE_SIGNATURE = "i4[:]({s}[:, ::1], i4[:], i4[:], i4[:], i8[:], b1[:], i4[:])"
 
 
 @numba.njit(_signatures(_ROUTE_SIGNATURE), cache=True, nogil=True)
@@ -105,6 +105,36 @@ def draw_states(cumulative, rows, uniforms):
         drawn[i] = low
 
     return drawn
+
+
+@numba.njit(_signatures("f8[:](f8[:, ::1], {s}[:], f8[:])"), cache=True, nogil=True)
+def interpolate_knots(knots, states, uniforms):
+    """Evaluate each state's piecewise-linear quantile function at ``uniforms``.
+
+    Parameters
+    ----------
+    knots : numpy.ndarray
+        float64 ``(n_states, n_knots + 1)`` C-contiguous quantile knots.
+    states : numpy.ndarray
+        int8, int16 or int32 ``(n,)`` value states.
+    uniforms : numpy.ndarray
+        float64 ``(n,)`` in ``[0, 1]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n,)``.
+    """
+    n_pieces = knots.shape[1] - 1
+    values = np.empty(len(states))
+    for row in range(len(states)):
+        position = min(max(uniforms[row], 0.0), 1.0) * n_pieces
+        piece = min(int(position), n_pieces - 1)
+        fraction = position - piece
+        low = knots[states[row], piece]
+        values[row] = low + fraction * (knots[states[row], piece + 1] - low)
+
+    return values
 
 
 @numba.njit("f8[:](i4[:], i8, i8[:], f8[:])", cache=True, nogil=True)

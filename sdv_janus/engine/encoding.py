@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sdv_janus.engine._kernels import interpolate_knots as _interpolate_knots
+
 LOGGER = logging.getLogger(__name__)
 
 CATEGORICAL = "categorical"
@@ -361,13 +363,15 @@ def interpolate_knots(knots, states, uniforms):
     numpy.ndarray
         float64 array ``(n,)``.
     """
-    n_pieces = knots.shape[1] - 1
-    position = np.clip(uniforms, 0.0, 1.0) * n_pieces
-    piece = np.minimum(position.astype(np.int64), n_pieces - 1)
-    fraction = position - piece
-    low = knots[states, piece]
-    high = knots[states, piece + 1]
-    return low + fraction * (high - low)
+    states = np.asarray(states)
+    if states.dtype not in (np.int8, np.int16, np.int32):
+        states = states.astype(np.int32)
+
+    return _interpolate_knots(
+        np.ascontiguousarray(knots, dtype=np.float64),
+        np.ascontiguousarray(states),
+        np.ascontiguousarray(uniforms, dtype=np.float64),
+    )
 
 
 def _range_of(sorted_values):
