@@ -441,7 +441,9 @@ def _draw_from_interval(codec, probabilities, prior, plan, numbers, uniforms, rn
     drawn = draw_from_weights(np.ascontiguousarray(weights), uniforms)
     value_states = np.minimum(drawn, encoder.n_value_states - 1).astype(np.int32)
     positions = stratified_draws(value_states, encoder.n_value_states, rng)
-    values = draw_inside_interval(encoder.knots_, value_states, low, high, positions)
+    values = draw_inside_interval(
+        encoder.knots_, value_states, low, high, low_strict, high_strict, positions
+    )
 
     # Fallbacks draw the value inside the interval itself and take the state that holds it.
     values[uniform] = _uniform_inside(low[uniform], high[uniform], rng)

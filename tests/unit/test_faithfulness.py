@@ -4,7 +4,7 @@ import networkx as nx
 import numpy as np
 
 from sdv_janus.engine import ColumnSpec, JanusModel
-from sdv_janus.engine._kernels import interval_mass
+from sdv_janus.engine._kernels import draw_inside_interval, interval_mass
 from sdv_janus.engine.rules import Linear
 
 
@@ -43,3 +43,56 @@ def test_parent_follows_exact_posterior_given_the_rule():
         [np.mean(sampled["parent"] == "roomy"), np.mean(sampled["parent"] == "tight")]
     )
     assert 0.5 * np.abs(empirical - exact).sum() < 0.02
+
+
+def test_atom_at_an_included_bound_keeps_its_mass():
+    # Knots of one value state: a quarter of its mass below 17, half on the atom 17 itself.
+    knots = np.array([[16.0, 17.0, 17.0, 17.0, 18.0]])
+    ends = [(17.0, np.inf, False), (17.0, np.inf, True), (17.0, 17.0, False), (-np.inf, 17.0, True)]
+    masses = [
+        interval_mass(
+            knots,
+            np.array([low]),
+            np.array([high]),
+            np.array([strict]),
+            np.array([strict]),
+            1,
+        )[0, 0]
+        for low, high, strict in ends
+    ]
+    np.testing.assert_allclose(masses, [0.75, 0.25, 0.5, 0.25])
+
+    uniforms = np.random.default_rng(0).random(30000)
+    n = len(uniforms)
+    values = draw_inside_interval(
+        knots,
+        np.zeros(n, np.int32),
+        np.full(n, 17.0),
+        np.full(n, np.inf),
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+        uniforms,
+    )
+    assert np.all(values >= 17.0)
+    assert abs(np.mean(values == 17.0) - 2 / 3) < 0.01
+
+
+def test_lower_bound_at_the_training_minimum_changes_nothing():
+    rng = np.random.default_rng(3)
+    # An integer column binned with several values per bin, each value an atom, like ages.
+    age = rng.integers(17, 91, 20000).astype(float)
+    group = np.where(age < 25, "young", "older")
+    group = np.where(rng.random(20000) < 0.1, "older", group)
+    columns = {"group": group, "age": age}
+    specs = [ColumnSpec("group", "categorical"), ColumnSpec("age", "numerical")]
+    graph = nx.DiGraph([("group", "age")])
+    rule = Linear((("age", 1.0),), -17.0, False, "age >= 17")
+    bare = JanusModel(graph=graph).fit(columns, specs)
+    bounded = JanusModel(graph=graph).fit(columns, specs, [rule])
+
+    bare.set_random_state(4)
+    bounded.set_random_state(5)
+    free, kept = bare.sample(40000), bounded.sample(40000)
+    assert np.mean(free["age"] == 17) > 0.01
+    assert abs(np.mean(kept["age"] == 17) - np.mean(free["age"] == 17)) < 0.004
+    assert abs(np.mean(kept["group"] == "young") - np.mean(free["group"] == "young")) < 0.01
