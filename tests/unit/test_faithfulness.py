@@ -5,7 +5,7 @@ import numpy as np
 
 from sdv_janus.engine import ColumnSpec, JanusModel
 from sdv_janus.engine._kernels import draw_inside_interval, interval_mass
-from sdv_janus.engine.rules import Linear
+from sdv_janus.engine.rules import AnyOf, Linear, Not
 
 
 def test_parent_follows_exact_posterior_given_the_rule():
@@ -96,3 +96,41 @@ def test_lower_bound_at_the_training_minimum_changes_nothing():
     assert np.mean(free["age"] == 17) > 0.01
     assert abs(np.mean(kept["age"] == 17) - np.mean(free["age"] == 17)) < 0.004
     assert abs(np.mean(kept["group"] == "young") - np.mean(free["group"] == "young")) < 0.01
+
+
+def test_alternatives_follow_the_model_restricted_to_their_union():
+    rng = np.random.default_rng(7)
+    n = 20000
+    parent = rng.choice(["low", "high"], size=n, p=[0.7, 0.3])
+    x = np.where(parent == "high", rng.uniform(30, 100, n), rng.uniform(0, 70, n))
+    y = np.where(x > 50, rng.uniform(0, 60, n), rng.uniform(10, 100, n))
+    columns = {"parent": parent, "x": x, "y": y}
+    specs = [
+        ColumnSpec("parent", "categorical"),
+        ColumnSpec("x", "numerical"),
+        ColumnSpec("y", "numerical"),
+    ]
+    graph = nx.DiGraph([("parent", "x"), ("x", "y")])
+    # if x > 50 then y <= 20: the two cases hold very different shares of the model's mass.
+    big_x = Linear((("x", 1.0),), -50.0, True, "x > 50")
+    small_y = Linear((("y", -1.0),), 20.0, False, "y <= 20")
+    rule = AnyOf((Not(big_x), small_y))
+    bare = JanusModel(graph=graph).fit(columns, specs)
+    ruled = JanusModel(graph=graph).fit(columns, specs, [rule])
+
+    bare.set_random_state(8)
+    free = bare.sample(400000)
+    holds = (free["x"] <= 50) | (free["y"] <= 20)
+    reference = {name: values[holds] for name, values in free.items()}
+    assert 0.3 < holds.mean() < 0.9
+
+    ruled.set_random_state(9)
+    kept = ruled.sample(20000)
+    assert np.all((kept["x"] <= 50) | (kept["y"] <= 20))
+    share = lambda sample: np.mean(sample["parent"] == "high")  # noqa: E731
+    assert abs(share(kept) - share(reference)) < 0.02
+    bins = np.linspace(0, 100, 11)
+    for name in ("x", "y"):
+        expected = np.histogram(reference[name], bins)[0] / len(reference[name])
+        observed = np.histogram(kept[name], bins)[0] / len(kept[name])
+        assert 0.5 * np.abs(observed - expected).sum() < 0.02
