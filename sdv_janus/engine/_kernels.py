@@ -194,6 +194,8 @@ def interval_mass(knots, low, high, low_strict, high_strict, n_states):
                 above = first_knot > low[row] or (first_knot == low[row] and not low_strict[row])
                 below = first_knot < high[row] or (first_knot == high[row] and not high_strict[row])
                 mass[row, state] = 1.0 if above and below else 0.0
+            elif low[row] < first_knot and high[row] > knots[state, last]:
+                continue  # the whole state lies inside the interval
             else:
                 mass[row, state] = _knot_mass(
                     knots[state], low[row], high[row], low_strict[row], high_strict[row]
