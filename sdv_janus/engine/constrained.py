@@ -58,6 +58,9 @@ _PILOT_ROWS = 2000
 _RELATIVE_NOISE = 1e-9
 _MAX_CAP_ROUNDS = 20
 
+# Candidates drawn at once; bounds the memory of the per-state masses of a large sample.
+_CHUNK_CANDIDATES = 1 << 17
+
 
 class ConstraintGuaranteeWarning(UserWarning):
     """A drawn value could not be rounded inside its feasible interval."""
@@ -321,17 +324,27 @@ class ConstrainedSampler:
             ``record_allowed``, a dict of column index to bool ``(n_rows, n_states)`` masks.
         """
         per_row = self.candidates_needed(rng)
+        rows_per_chunk = max(1, _CHUNK_CANDIDATES // per_row)
+        chunks = [
+            self._sample_chunk(min(rows_per_chunk, n_rows - start), per_row, rng, record_allowed)
+            for start in range(0, n_rows, rows_per_chunk)
+        ] or [self._sample_chunk(0, per_row, rng, record_allowed)]
+        states = np.ascontiguousarray(np.concatenate([chunk[0] for chunk in chunks]))
+        numbers = _concatenate_dicts([chunk[1] for chunk in chunks])
+        self.model.sampler_.forward(states, rng, skip=self.needed)
+        if record_allowed:
+            return states, numbers, _concatenate_dicts([chunk[2] for chunk in chunks])
+
+        return states, numbers
+
+    def _sample_chunk(self, n_rows, per_row, rng, record_allowed):
+        """Draw ``per_row`` candidates for each of ``n_rows`` rows and keep ``n_rows``."""
         states, numbers, log_weights, allowed = self._draw_candidates(
             n_rows * per_row, rng, record_allowed
         )
         chosen = _choose_in_proportion(log_weights, n_rows, rng)
-        states = np.ascontiguousarray(states[chosen])
         numbers = {name: values[chosen] for name, values in numbers.items()}
-        self.model.sampler_.forward(states, rng, skip=self.needed)
-        if record_allowed:
-            return states, numbers, {column: mask[chosen] for column, mask in allowed.items()}
-
-        return states, numbers
+        return states[chosen], numbers, {column: mask[chosen] for column, mask in allowed.items()}
 
     def _draw_candidates(self, n_candidates, rng, record_allowed=False):
         """Valid candidates of the needed columns, drawn under every case at once.
@@ -528,6 +541,11 @@ def _chosen_cut(cuts, chosen, n_rows, n_states):
         mass[rows] = cut.mass[rows]
 
     return bounds, mass_in, mass
+
+
+def _concatenate_dicts(parts):
+    """Concatenate, key by key, dicts of arrays that share their keys."""
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def _stratified(leaves, tree, rng):
