@@ -18,6 +18,11 @@ inside the union of those cases' cuts, and the weight gains the mass of that uni
 therefore never chosen blindly ahead of the values that decide it, and a rule that the model
 rarely breaks leaves the weights nearly equal.
 
+The total of an identity (``total == a + b + c``) that every training row satisfies is drawn
+after its parts and is their sum. Its weight is left out: the data make the total a function of
+the parts, and the density the model's tree puts at each sum only estimates that function, so
+weighting by it would add noise to the parts' distribution, not remove bias.
+
 Columns that no rule mentions and that are not ancestors of one are drawn afterwards, once per
 output row, from their untruncated trees.
 """
@@ -442,8 +447,9 @@ class ConstrainedSampler:
             holding += cut.n_live * holds
             draw.live[:, cut.cases] &= holds[:, None]
 
-        with np.errstate(divide="ignore"):
-            draw.log_weights += np.log(totals.sum(axis=1)) - np.log(np.maximum(holding, 1.0))
+        if column not in self.model.determined_totals_:
+            with np.errstate(divide="ignore"):
+                draw.log_weights += np.log(totals.sum(axis=1)) - np.log(np.maximum(holding, 1.0))
 
         draw.states[:, column] = drawn
         draw.numbers[name] = values

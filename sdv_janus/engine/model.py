@@ -27,6 +27,9 @@ LOGGER = logging.getLogger(__name__)
 # Columns with more states are drawn from their marginal, outside the graph.
 _MAX_STATES_IN_GRAPH = 1000
 
+# Relative rounding noise forgiven when checking that training rows satisfy an identity.
+_IDENTITY_NOISE = 1e-9
+
 
 class JanusModel:
     """A DAG of Bayesian decision trees over encoded columns.
@@ -128,6 +131,7 @@ class JanusModel:
         LOGGER.info("Encoded %d columns in %.2fs", len(specs), time.perf_counter() - started)
 
         self.constraints_ = [_with_training_rows(rule, columns) for rule in constraints]
+        self.determined_totals_ = self._determined_totals(columns)
         self.order_, candidates = self._order_and_candidates(states)
         self.trees_ = [None] * len(self.codecs_)
         for column in self.order_:
@@ -198,6 +202,27 @@ class JanusModel:
                 order.insert(last_part, total_index)
 
         return order
+
+    def _determined_totals(self, columns):
+        """Totals of the identities that every training row satisfies.
+
+        Drawn after its parts, such a total is their sum: the data say it is a function of
+        them, so the model's own tree for it, which only estimates that function, does not
+        reweight the parts (see :mod:`sdv_janus.engine.constrained`).
+        """
+        atoms = [atom for formula in self.constraints_ for atom in _linear_atoms(formula)]
+        codecs = {codec.spec.name: codec for codec in self.codecs_}
+        determined = set()
+        for total, parts in _identities(self.constraints_):
+            members = {total, *parts}
+            if not members <= set(codecs):
+                continue
+
+            rules = [atom for atom in atoms if set(atom.columns) == members]
+            if all(_holds_on_every_row(atom, columns, codecs) for atom in rules):
+                determined.add(self.columns.index(total))
+
+        return determined
 
     def _high_cardinality_columns(self, n_rows):
         """Columns with too many states for the graph; they are drawn from their marginal."""
@@ -408,6 +433,20 @@ def _identities(formulas):
                 identities.append((alone[0], others))
 
     return identities
+
+
+def _holds_on_every_row(atom, columns, codecs):
+    """Whether a linear atom holds on every training row where its columns are all known."""
+    total = np.full(len(next(iter(columns.values()))), atom.constant, dtype=np.float64)
+    scale = np.abs(total)
+    for name, coefficient in atom.coefficients:
+        term = coefficient * codecs[name].to_numbers(columns[name])
+        total += term
+        scale += np.abs(term)
+
+    known = ~np.isnan(total)
+    slack = total[known] + _IDENTITY_NOISE * np.maximum(1.0, scale[known])
+    return bool(np.all(slack > 0 if atom.strict else slack >= 0))
 
 
 def _linear_atoms(formula):
