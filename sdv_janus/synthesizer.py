@@ -24,6 +24,7 @@ from sdv_janus.errors import (
     JanusNotFittedError,
     JanusWarning,
 )
+from sdv_janus.model_file import export_synthesizer, import_synthesizer
 from sdv_janus.output import sample_to_folder
 from sdv_janus.uncertainty_api import UncertaintyMixin
 
@@ -241,6 +242,13 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
 
     def _fit(self, processed_data):
         """Fit the engine on the processed (raw-valued) columns."""
+        imported = self.__dict__.pop("_imported_model", None)
+        if imported is not None:
+            # import_model runs SDV's fit on a few placeholder rows to rebuild SDV's side;
+            # the engine model is the imported one.
+            self._model = imported
+            return
+
         self._model = JanusModel(
             max_parents=self.max_parents,
             structure_prior=self.structure_prior,
@@ -429,6 +437,49 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             return self.sample(num_rows)
         finally:
             self._extra_rules = []
+
+    def export_model(self, path):
+        """Write the fitted synthesizer to a file that executes no code when imported.
+
+        Unlike :meth:`save` (SDV's cloudpickle, which runs code on loading), the file holds
+        only JSON and numpy arrays, with a format version and a SHA-256 digest; see
+        :mod:`sdv_janus.model_file` for what it contains and its limits.
+
+        Parameters
+        ----------
+        path : path-like
+            The file to write (replaced if it exists).
+
+        Raises
+        ------
+        JanusNotFittedError
+            When the synthesizer is not fitted.
+        JanusInputError
+            When a ``ProgrammableConstraint`` is attached (it is code; use :meth:`save`).
+        """
+        export_synthesizer(self, path)
+
+    @classmethod
+    def import_model(cls, path):
+        """Read a file written by :meth:`export_model`; nothing in it is executed.
+
+        Parameters
+        ----------
+        path : path-like
+            The file.
+
+        Returns
+        -------
+        JanusSynthesizer
+            Fitted, in the state right after ``fit``: with the same seed it samples exactly
+            the rows the exported synthesizer sampled.
+
+        Raises
+        ------
+        ModelFileError
+            When the file is truncated, altered, of a newer format version or not a model.
+        """
+        return import_synthesizer(cls, path)
 
     def get_graph(self):
         """Return the DAG over the modelled columns.
