@@ -151,10 +151,11 @@ def check_table_shape(table, table_name):
             f"The table '{table_name}' has no rows; fit needs at least one row of data."
         )
 
-    bad_names = [name for name in table.columns if not isinstance(name, (str, int, np.integer))]
+    scalar = (str, int, float, np.integer, np.floating)
+    bad_names = [name for name in table.columns if not isinstance(name, scalar) or name != name]
     if bad_names:
         raise JanusDataError(
-            f"Column names must be strings (or ints); the table '{table_name}' has "
+            f"Column names must be strings (or numbers); the table '{table_name}' has "
             f"{bad_names[:5]!r}. Rename them, e.g. table.columns = table.columns.map(str)."
         )
 

@@ -201,6 +201,18 @@ def _tuple_names():
     return _fit(frame, _metadata(_base()))
 
 
+def _none_name():
+    frame = _base()
+    frame.columns = ["num", None, "count"]
+    return _fit(frame, _metadata(_base()))
+
+
+def _clashing_names():
+    frame = _base()
+    frame.columns = ["1", 1, "count"]
+    return _fit(frame, _metadata(_base()))
+
+
 def _int_names():
     frame = _base()
     frame.columns = [0, 1, 2]
@@ -230,6 +242,8 @@ CASES = [
     Case("one row", lambda: _fit_and_sample(_base().iloc[:1], _metadata(_base())), check=_one_row),
     Case("duplicate column names", _duplicate_names, JanusDataError, "['a']"),
     Case("non-string column names", _tuple_names, JanusDataError, "('x', 1)"),
+    Case("a column named None", _none_name, JanusDataError, "[None]"),
+    Case("names equal once made strings", _clashing_names, JanusDataError, "['1']"),
     Case("int column names keep their labels", _int_names, check=_int_labels),
     Case("data not a dict", lambda: _unfitted().fit(_base()), InvalidDataTypeError, "`data`"),
     # Nulls and constants.
