@@ -10,6 +10,7 @@ scenarios  generate the constraint scenario file.
 datasets   list the datasets found and check their natural constraints.
 uncertainty  closed-form uncertainty vs Monte Carlo: speed at equal accuracy.
 constraints  JANUS with and without each dataset's natural constraints: validity, speed.
+large_output  10 million sampled rows streamed to a CSV file: peak memory and time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import logging
 import sys
 from pathlib import Path
 
-from benchmark import constraint_speed, datasets, jobs, runner, synthesizers, uncertainty_speed
+from benchmark import (
+    constraint_speed,
+    datasets,
+    jobs,
+    large_output,
+    runner,
+    synthesizers,
+    uncertainty_speed,
+)
 from benchmark.jobs import Job, JobSettings
 from benchmark.runner import RunConfig
 from benchmark.synthesizers import Budget
@@ -122,6 +131,12 @@ def _add_other_commands(commands) -> None:
     )
     constraint_speed.add_arguments(natural)
     _add_common(natural)
+
+    large = commands.add_parser(
+        "large_output", help="10 million sampled rows streamed to CSV: peak memory, time"
+    )
+    large_output.add_arguments(large)
+    _add_common(large)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,6 +341,7 @@ COMMANDS = {
     "datasets": command_datasets,
     "uncertainty": command_uncertainty,
     "constraints": constraint_speed.run_from_args,
+    "large_output": large_output.run_from_args,
 }
 
 

@@ -103,6 +103,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linprog
 
+from sdv_janus.engine.errors import JanusError
+
 LOGGER = logging.getLogger(__name__)
 
 #: Rounding noise: a coefficient or constant below this fraction of the terms it was summed
@@ -169,7 +171,7 @@ class TableRule:
     names: frozenset[str] = frozenset()
 
 
-class InfeasibleConstraintsError(ValueError):
+class InfeasibleConstraintsError(JanusError, ValueError):
     """No row can satisfy the constraints together.
 
     Parameters
