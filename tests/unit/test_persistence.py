@@ -78,3 +78,45 @@ def test_unknown_tags_are_refused():
 
     with pytest.raises(ModelFileError, match="cannot be written"):
         encode_value(object())
+
+
+def test_model_state_keeps_identity_totals_and_samples_the_same():
+    from sdv_janus.engine import ColumnSpec, JanusModel
+    from sdv_janus.engine.persistence import model_from_state, model_to_state
+
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 50, 2000).astype(float), rng.integers(0, 50, 2000).astype(float)
+    columns = {"a": a, "b": b, "total": a + b}
+    specs = [ColumnSpec(name, "numerical") for name in columns]
+    identity = AllOf(
+        (
+            Linear((("total", 1.0), ("a", -1.0), ("b", -1.0)), 0.0, False, "total == a + b"),
+            Linear((("total", -1.0), ("a", 1.0), ("b", 1.0)), 0.0, False, "total == a + b"),
+        )
+    )
+    model = JanusModel().fit(columns, specs, [identity])
+    assert model.determined_totals_ == {2}
+
+    copy = model_from_state(*model_to_state(model))
+    assert copy.determined_totals_ == {2}
+    model.set_random_state(3)
+    copy.set_random_state(3)
+    drawn, again = model.sample(500), copy.sample(500)
+    for name in columns:
+        np.testing.assert_array_equal(drawn[name], again[name])
+
+    np.testing.assert_allclose(drawn["total"], drawn["a"] + drawn["b"])
+
+
+def test_identity_the_data_break_is_not_a_determined_total():
+    from sdv_janus.engine import ColumnSpec, JanusModel
+
+    rng = np.random.default_rng(1)
+    a, b = rng.random(500), rng.random(500)
+    columns = {"a": a, "b": b, "total": a + b + (rng.random(500) < 0.01)}
+    specs = [ColumnSpec(name, "numerical") for name in columns]
+    rules = [
+        Linear((("total", 1.0), ("a", -1.0), ("b", -1.0)), 0.0, False, "total == a + b"),
+        Linear((("total", -1.0), ("a", 1.0), ("b", 1.0)), 0.0, False, "total == a + b"),
+    ]
+    assert JanusModel().fit(columns, specs, rules).determined_totals_ == set()
