@@ -428,11 +428,21 @@ class ConstrainedSampler:
         codec = self.model.codecs_[column]
         name = codec.spec.name
         n_rows = len(leaves)
-        probabilities = self.model.sampler_.predictive[column][leaves]
+        predictive = self.model.sampler_.predictive[column]
         cuts = [
-            _IntervalCut.of(plan, cases, codec, probabilities, draw)
+            _IntervalCut.of(plan, cases, codec, predictive, leaves, draw)
             for plan, cases in self._case_groups(name)
         ]
+        if all(cut.mass_in is None for cut in cuts):
+            self._draw_uncut_column(draw, column, leaves, uniforms)
+            return
+
+        for cut in cuts:
+            if cut.mass_in is None:
+                cut.mass_in = np.ones((n_rows, codec.n_states))
+
+        probabilities = predictive[leaves]
+
         totals = np.column_stack([cut.n_live * cut.mass for cut in cuts])
         chosen = _pick_cut(totals, np.column_stack([cut.n_live for cut in cuts]), draw.rng)
         bounds, mass_in, mass = _chosen_cut(cuts, chosen, n_rows, codec.n_states)
@@ -455,6 +465,25 @@ class ConstrainedSampler:
         draw.numbers[name] = values
         if draw.record_allowed:
             draw.allowed[column] = inside
+
+    def _draw_uncut_column(self, draw, column, leaves, uniforms):
+        """Draw a numerical column that no live case cuts, as sampling without rules does."""
+        codec = self.model.codecs_[column]
+        encoder = codec.encoder
+        drawn = draw_states(self.model.sampler_.cumulative[column], leaves, uniforms)
+        value_states = np.minimum(drawn, encoder.n_value_states - 1).astype(np.int32)
+        positions = stratified_draws(value_states, encoder.n_value_states, draw.rng)
+        n_rows = len(drawn)
+        everywhere = (np.full(n_rows, -np.inf), np.full(n_rows, np.inf))
+        no_end = np.zeros(n_rows, dtype=bool)
+        values = draw_inside_interval(
+            encoder.knots_, value_states, *everywhere, no_end, no_end, positions
+        )
+        values[drawn == encoder.missing_state] = np.nan
+        draw.states[:, column] = drawn
+        draw.numbers[codec.spec.name] = values if codec.step is None else codec.round(values)
+        if draw.record_allowed:
+            draw.allowed[column] = np.ones((n_rows, codec.n_states), dtype=bool)
 
 
 class _CandidateDraw:
@@ -480,18 +509,26 @@ class _IntervalCut:
         self.n_live = n_live
 
     @classmethod
-    def of(cls, plan, cases, codec, probabilities, draw):
+    def of(cls, plan, cases, codec, predictive, leaves, draw):
         """The cut that ``plan`` puts on the codec's column, for every candidate."""
-        n_rows = len(probabilities)
+        n_rows = len(leaves)
         bounds = _bounds(plan, codec.spec.name, draw.numbers, n_rows)
         n_live = draw.live[:, cases].sum(axis=1).astype(float)
         encoder = codec.encoder
-        mass_in = np.zeros_like(probabilities)
-        rows = np.flatnonzero(n_live > 0)
-        mass_in[rows] = interval_mass(
-            encoder.knots_, *(end[rows] for end in bounds), encoder.n_states
+        live = n_live > 0
+        whole = live & _holds_every_value(bounds, encoder.knots_)
+        partial = np.flatnonzero(live & ~whole)
+        if len(partial) == 0:
+            # No live row is cut: its masses are those of the untruncated leaf.
+            return cls(cases, bounds, None, live.astype(float), n_live)
+
+        mass_in = np.zeros((n_rows, codec.n_states))
+        mass_in[whole] = 1.0
+        mass_in[partial] = interval_mass(
+            encoder.knots_, *(end[partial] for end in bounds), encoder.n_states
         )
-        mass = (probabilities * mass_in).sum(axis=1)
+        mass = np.where(whole, 1.0, 0.0)
+        mass[partial] = (predictive[leaves[partial]] * mass_in[partial]).sum(axis=1)
 
         # A single feasible value (an equality, or a condition) weighs the probability of the
         # state that holds it.
@@ -499,7 +536,7 @@ class _IntervalCut:
         single = np.isfinite(low) & (high - low <= 1e-12 * np.maximum(1.0, np.abs(low)))
         if single.any():
             state = encoder.encode(low[single])
-            mass[single] = probabilities[np.flatnonzero(single), state]
+            mass[single] = predictive[leaves[single], state]
 
         return cls(cases, bounds, mass_in, mass, n_live)
 
@@ -509,6 +546,15 @@ class _IntervalCut:
         above = np.where(low_strict, values > low, values >= low)
         below = np.where(high_strict, values < high, values <= high)
         return (above & below) | np.isnan(values)
+
+
+def _holds_every_value(bounds, knots):
+    """Rows whose interval holds every value the column's states can produce."""
+    low, high, low_strict, high_strict = bounds
+    smallest, largest = knots[:, 0].min(), knots[:, -1].max()
+    above = (low < smallest) | ((low == smallest) & ~low_strict)
+    below = (high > largest) | ((high == largest) & ~high_strict)
+    return above & below
 
 
 def _rules_key(linear, tables):
@@ -535,6 +581,9 @@ def _pick_cut(totals, n_live, rng):
 
 def _chosen_cut(cuts, chosen, n_rows, n_states):
     """The bounds, per-state masses and total mass of each row's chosen cut."""
+    if len(cuts) == 1:
+        return cuts[0].bounds, cuts[0].mass_in, cuts[0].mass
+
     bounds = [np.empty(n_rows), np.empty(n_rows), np.empty(n_rows, bool), np.empty(n_rows, bool)]
     mass_in = np.empty((n_rows, n_states))
     mass = np.empty(n_rows)
