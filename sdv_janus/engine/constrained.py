@@ -445,7 +445,7 @@ class ConstrainedSampler:
 
         totals = np.column_stack([cut.n_live * cut.mass for cut in cuts])
         chosen = _pick_cut(totals, np.column_stack([cut.n_live for cut in cuts]), draw.rng)
-        bounds, mass_in, mass = _chosen_cut(cuts, chosen, n_rows, codec.n_states)
+        bounds, mass_in, mass = _chosen_cut(cuts, chosen)
 
         tree = self.model.trees_[column]
         drawn, values, inside = _draw_from_interval(
@@ -522,13 +522,17 @@ class _IntervalCut:
             # No live row is cut: its masses are those of the untruncated leaf.
             return cls(cases, bounds, None, live.astype(float), n_live)
 
-        mass_in = np.zeros((n_rows, codec.n_states))
-        mass_in[whole] = 1.0
-        mass_in[partial] = interval_mass(
-            encoder.knots_, *(end[partial] for end in bounds), encoder.n_states
-        )
-        mass = np.where(whole, 1.0, 0.0)
-        mass[partial] = (predictive[leaves[partial]] * mass_in[partial]).sum(axis=1)
+        if len(partial) == n_rows:
+            mass_in = interval_mass(encoder.knots_, *bounds, encoder.n_states)
+            mass = np.einsum("ij,ij->i", predictive[leaves], mass_in)
+        else:
+            mass_in = np.zeros((n_rows, codec.n_states))
+            mass_in[whole] = 1.0
+            mass_in[partial] = interval_mass(
+                encoder.knots_, *(end[partial] for end in bounds), encoder.n_states
+            )
+            mass = np.where(whole, 1.0, 0.0)
+            mass[partial] = np.einsum("ij,ij->i", predictive[leaves[partial]], mass_in[partial])
 
         # A single feasible value (an equality, or a condition) weighs the probability of the
         # state that holds it.
@@ -579,21 +583,18 @@ def _pick_cut(totals, n_live, rng):
     return np.minimum(chosen, weights.shape[1] - 1)
 
 
-def _chosen_cut(cuts, chosen, n_rows, n_states):
+def _chosen_cut(cuts, chosen):
     """The bounds, per-state masses and total mass of each row's chosen cut."""
-    if len(cuts) == 1:
-        return cuts[0].bounds, cuts[0].mass_in, cuts[0].mass
-
-    bounds = [np.empty(n_rows), np.empty(n_rows), np.empty(n_rows, bool), np.empty(n_rows, bool)]
-    mass_in = np.empty((n_rows, n_states))
-    mass = np.empty(n_rows)
-    for index, cut in enumerate(cuts):
+    last = cuts[-1]
+    bounds = [end.copy() for end in last.bounds]
+    mass_in, mass = last.mass_in.copy(), last.mass.copy()
+    for index, cut in enumerate(cuts[:-1]):
         rows = chosen == index
         for target, source in zip(bounds, cut.bounds, strict=True):
-            target[rows] = source[rows]
+            np.copyto(target, source, where=rows)
 
-        mass_in[rows] = cut.mass_in[rows]
-        mass[rows] = cut.mass[rows]
+        np.copyto(mass_in, cut.mass_in, where=rows[:, None])
+        np.copyto(mass, cut.mass, where=rows)
 
     return bounds, mass_in, mass
 
