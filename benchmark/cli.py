@@ -10,6 +10,7 @@ scenarios  generate the constraint scenario file.
 datasets   list the datasets found and check their natural constraints.
 uncertainty  closed-form uncertainty vs Monte Carlo: speed at equal accuracy.
 constraints  JANUS with and without each dataset's natural constraints: validity, speed.
+large_output  10 million sampled rows streamed to a CSV file: peak memory and time.
 scale      fit/sample time and peak memory from 10k to 1M rows, against GaussianCopula.
 """
 
@@ -25,6 +26,7 @@ from benchmark import (
     constraint_speed,
     datasets,
     jobs,
+    large_output,
     runner,
     scale,
     synthesizers,
@@ -131,6 +133,12 @@ def _add_other_commands(commands) -> None:
     )
     constraint_speed.add_arguments(natural)
     _add_common(natural)
+
+    large = commands.add_parser(
+        "large_output", help="10 million sampled rows streamed to CSV: peak memory, time"
+    )
+    large_output.add_arguments(large)
+    _add_common(large)
 
     sizes = commands.add_parser("scale", help="fit/sample time and memory from 10k to 1M rows")
     scale.add_arguments(sizes)
@@ -339,6 +347,7 @@ COMMANDS = {
     "datasets": command_datasets,
     "uncertainty": command_uncertainty,
     "constraints": constraint_speed.run_from_args,
+    "large_output": large_output.run_from_args,
     "scale": scale.run_from_args,
 }
 

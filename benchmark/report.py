@@ -277,6 +277,47 @@ def scenario_section(frame: pd.DataFrame) -> str:
     )
 
 
+def shared_scenarios_section(frame: pd.DataFrame) -> str:
+    """Validity and times, side by side, on every scenario that several synthesizers ran."""
+    constrained = frame[frame.scenario != NO_SCENARIO]
+    runs = constrained.groupby("scenario").synthesizer.nunique()
+    shared = constrained[constrained.scenario.isin(runs[runs > 1].index)]
+    if shared.empty:
+        return ""
+
+    names = list(dict.fromkeys(shared.synthesizer))
+    header = " | ".join(f"{name} valid | {name} fit s | {name} sample s" for name in names)
+    lines = [
+        "## Same constraints, every synthesizer\n",
+        "Each scenario below ran on several synthesizers (the baselines through SDV's own "
+        "constraint handling). 'valid': share of returned rows that satisfy every constraint; "
+        "a job that did not finish shows its status.\n",
+        f"| Scenario | {header} |",
+        "|---|" + "---|---|---|" * len(names),
+    ]
+    for scenario, group in shared.groupby("scenario", sort=True):
+        cells = [_scenario_cells(group[group.synthesizer == name]) for name in names]
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+
+    return "\n".join(lines) + "\n"
+
+
+def _scenario_cells(jobs: pd.DataFrame) -> str:
+    """Valid share, fit and sample seconds of one synthesizer's jobs on one scenario."""
+    if jobs.empty:
+        return "- | - | -"
+
+    done = jobs[jobs.status == "ok"]
+    if done.empty:
+        return f"{jobs.status.iloc[0]} | - | -"
+
+    valid, fit, sample = (
+        pd.to_numeric(done[column], errors="coerce").mean()
+        for column in ("valid_share", "fit_seconds", "sample_seconds")
+    )
+    return f"{valid:.4f} | {fit:.1f} | {sample:.2f}"
+
+
 def leaderboard(frame: pd.DataFrame, output_dir: str | Path) -> str:
     """Return the Markdown leaderboard of a run."""
     return "\n".join(
@@ -287,6 +328,7 @@ def leaderboard(frame: pd.DataFrame, output_dir: str | Path) -> str:
             "column (lower is better for times, memory, size and copies).\n",
             unconstrained_section(frame, _budget(output_dir)),
             scenario_section(frame),
+            shared_scenarios_section(frame),
         ]
     )
 

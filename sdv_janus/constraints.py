@@ -90,6 +90,19 @@ class Rule(BaseConstraint):
                 "Quote column names with spaces, dashes or dots in backticks: `hours-per-week`."
             )
 
+        columns = metadata.tables[table_name].columns
+        not_numbers = [
+            column
+            for column in sorted(_arithmetic_columns(self._formula))
+            if columns[column].get("sdtype") not in _ARITHMETIC_SDTYPES
+        ]
+        if not_numbers:
+            raise ConstraintNotMetError(
+                f"The rule '{self.name or self.expression}' does arithmetic or comparisons on "
+                f"{not_numbers}, whose sdtype is not numerical, datetime or ordinal. Compare "
+                "categories with == or in, e.g. \"plan in ['basic', 'pro']\"."
+            )
+
     def _validate_constraint_with_data(self, data, metadata):
         table_name = self._get_single_table_name(metadata)
         valid = self._is_valid(data, metadata)[table_name]
@@ -341,6 +354,23 @@ class _Translator:
                 return self.linear(node.left, scale / number[None])
 
         return self.fail(f"{ast.unparse(node)!r} is not linear")
+
+
+_ARITHMETIC_SDTYPES = ("numerical", "datetime", "ordinal")
+
+
+def _arithmetic_columns(formula):
+    """Columns a formula uses in linear (arithmetic) atoms."""
+    if isinstance(formula, Linear):
+        return {column for column, _ in formula.coefficients}
+
+    if isinstance(formula, (InSet, AllowedTuples)):
+        return set()
+
+    if isinstance(formula, Not):
+        return _arithmetic_columns(formula.item)
+
+    return set().union(*(_arithmetic_columns(item) for item in formula.items))
 
 
 def _columns_of(formula):

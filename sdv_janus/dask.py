@@ -42,7 +42,7 @@ from sdv_janus.engine.counts import (
     map_states,
     search_in_batches,
 )
-from sdv_janus.engine.model import distinct_rows, fill_training_rows
+from sdv_janus.engine.model import distinct_rows, fill_training_rows, holds_on_every_row
 
 LOGGER = logging.getLogger(__name__)
 
@@ -121,7 +121,11 @@ def fit_model(model, frame, specs, constraints=()):
     LOGGER.info("Learned the states of %d columns over %d partitions", len(specs), len(per_part))
 
     rules = fill_training_rows(constraints, lambda names: _distinct_dask_rows(frame, names))
-    return model.fit_counts(DaskCounts.from_frame(frame, model), rules)
+    return model.fit_counts(
+        DaskCounts.from_frame(frame, model),
+        rules,
+        lambda atom: _holds_on_every_dask_row(frame, atom, model),
+    )
 
 
 def fit_dask(synthesizer, data, bookkeeping_rows=10_000):
@@ -150,6 +154,7 @@ def fit_dask(synthesizer, data, bookkeeping_rows=10_000):
     processed = data.map_partitions(processor.transform, meta=processed_sample.iloc[:0])
     specs = synthesizer._column_specs(processed_sample)
     model = fit_model(synthesizer._new_model(), processed, specs, synthesizer._engine_formulas())
+    synthesizer._remember_timezones(processed_sample)
     synthesizer._adopt_model(model)
     return synthesizer
 
@@ -303,3 +308,17 @@ def _distinct_dask_rows(frame, names):
     """Set of value tuples of the named columns over all partitions."""
     distinct = frame[list(names)].drop_duplicates().compute()
     return distinct_rows({name: distinct[name].to_numpy() for name in names}, names)
+
+
+def _holds_on_every_dask_row(frame, atom, model):
+    """Whether a linear atom holds on every row of every partition."""
+    codecs = {codec.spec.name: codec for codec in model.codecs_}
+    check = dask.delayed(_holds_in_partition, pure=True)
+    names = [name for name, _ in atom.coefficients]
+    return all(dask.compute(*[check(part[names], atom, codecs) for part in frame.to_delayed()]))
+
+
+def _holds_in_partition(part, atom, codecs):
+    """Whether a linear atom holds on every row of one partition of raw columns."""
+    columns = {name: part[name].to_numpy() for name in part.columns}
+    return holds_on_every_row(atom, columns, codecs)

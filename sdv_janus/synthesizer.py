@@ -17,10 +17,17 @@ from sdv.cag._utils import _validate_constraints_single_table
 from sdv.cag.programmable_constraint import ProgrammableConstraint, ProgrammableConstraintHarness
 from sdv.single_table.base import BaseSingleTableSynthesizer
 
+from sdv_janus import validation
 from sdv_janus.constraints import Rule, increments_of, translate
 from sdv_janus.engine import ColumnSpec, JanusModel
-from sdv_janus.engine.feasibility import InfeasibleConstraintsError
-from sdv_janus.errors import JanusInputError, JanusWarning
+from sdv_janus.errors import (
+    JanusError,
+    JanusInputError,
+    JanusNotFittedError,
+    JanusWarning,
+)
+from sdv_janus.model_file import export_synthesizer, import_synthesizer
+from sdv_janus.output import sample_to_folder
 from sdv_janus.uncertainty_api import UncertaintyMixin
 
 LOGGER = logging.getLogger(__name__)
@@ -31,19 +38,6 @@ _SDTYPE_TO_KIND = {
     "categorical": "categorical",
     "boolean": "categorical",
     "ordinal": "categorical",
-}
-
-# Parameter name -> (allowed types, check, description of the allowed values).
-_PARAMETER_RULES = {
-    "max_parents": (int, lambda v: v >= 0, "an int >= 0"),
-    "structure_prior": ((int, float), lambda v: v > 0, "a number > 0"),
-    "prior_strength": ((int, float), lambda v: v > 0, "a number > 0"),
-    "split_prior_strength": ((int, float), lambda v: v > 0, "a number > 0"),
-    "min_samples_leaf": (int, lambda v: v >= 1, "an int >= 1"),
-    "max_depth": (int, lambda v: v >= 0, "an int >= 0"),
-    "n_bins": (int, lambda v: v >= 2, "an int >= 2"),
-    "candidates_per_row": (int, lambda v: v >= 1, "an int >= 1"),
-    "constraint_candidates": (int, lambda v: v >= 1, "an int >= 1"),
 }
 
 
@@ -104,12 +98,12 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         constraint_candidates=16,
         graph=None,
     ):
-        _check_parameters(locals())
+        validation.check_parameters(locals())
         super().__init__(
             metadata,
             enforce_min_max_values=enforce_min_max_values,
             enforce_rounding=enforce_rounding,
-            locales=list(locales),
+            locales=[locales] if isinstance(locales, str) else locales and list(locales),
         )
         self.max_parents = max_parents
         self.structure_prior = structure_prior
@@ -181,6 +175,45 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         formulas = [translate(constraint) for constraint in self._engine_constraints]
         return [formula for formula in formulas if formula is not None]
 
+    def fit(self, data):
+        """Fit the model on ``{table_name: DataFrame}``, leaving the caller's frame untouched.
+
+        Besides SDV's checks (metadata against data, keys, constraints), the table must have
+        at least one row and unique string (or int) column names, and its numerical columns
+        must hold finite numbers that float64 represents exactly (NaN is fine).
+
+        Parameters
+        ----------
+        data : dict
+            ``{table_name: pandas.DataFrame}``, as for every SDV 2.0 synthesizer.
+
+        Raises
+        ------
+        JanusDataError
+            When the table cannot be modelled as given; the message names the column.
+        """
+        if isinstance(data, dict) and len(data) == 1:
+            ((table_name, table),) = data.items()
+            validation.check_table_shape(table, table_name)
+            if isinstance(table, pd.DataFrame):
+                # SDV renames int column labels in place while fitting; it gets a shallow copy.
+                data = {table_name: table.copy(deep=False)}
+                self._remember_output_shape(table)
+
+        super().fit(data)
+
+    def _remember_output_shape(self, table):
+        """Keep the columns and dtypes of the output, and the memory a row takes."""
+        self._empty_output = table.iloc[:0].copy()
+        head = table.head(10_000)
+        self._bytes_per_row = float(head.memory_usage(deep=True).sum()) / max(len(head), 1)
+
+    def _validate(self, table_data):
+        """Checks of values that SDV accepts but the engine cannot model (hook of SDV)."""
+        columns = self._original_metadata.tables[self._table_name].columns
+        validation.check_modelled_values(table_data, columns)
+        return []
+
     def _column_specs(self, processed_data):
         """Describe every processed column to the engine from the (modified) metadata."""
         columns_metadata = self.metadata.tables[self._table_name].columns
@@ -226,15 +259,31 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
 
     def _fit(self, processed_data):
         """Fit the engine on the processed (raw-valued) columns."""
+        imported = self.__dict__.pop("_imported_model", None)
+        if imported is not None:
+            # import_model runs SDV's fit on a few placeholder rows to rebuild SDV's side;
+            # the engine model is the imported one.
+            self._model = imported
+            return
+
         self._model = self._new_model()
         columns = {name: processed_data[name].to_numpy() for name in processed_data.columns}
+        self._remember_timezones(processed_data)
         specs = self._column_specs(processed_data)
         try:
             self._model.fit(columns, specs, self._engine_formulas())
-        except InfeasibleConstraintsError:
+        except JanusError:
             raise
         except ValueError as error:
             raise JanusInputError(str(error)) from error
+
+    def _remember_timezones(self, processed_data):
+        """Note each timezone-aware datetime column's zone; the engine itself works in UTC."""
+        self._timezones = {
+            name: str(processed_data[name].dt.tz)
+            for name in processed_data.columns
+            if isinstance(processed_data[name].dtype, pd.DatetimeTZDtype)
+        }
 
     def fit_dask(self, data, bookkeeping_rows=10_000):
         """Fit on a Dask DataFrame: the model's counts come from every partition.
@@ -286,13 +335,105 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             record = getattr(self, "_record_allowed", False)
             drawn = self._model.sample(num_rows, conditions, rules, return_allowed=record)
             drawn, self._last_allowed = drawn if record else (drawn, {})
-        except InfeasibleConstraintsError:
+        except JanusError:
             raise
         except ValueError as error:
             raise JanusInputError(str(error)) from error
 
         self.engine_rows_drawn += num_rows
-        return pd.DataFrame(drawn, columns=self._model.columns)
+        frame = pd.DataFrame(drawn, columns=self._model.columns)
+        for name, zone in getattr(self, "_timezones", {}).items():
+            # The engine works in UTC; SDV restores the column's own time zone from there.
+            frame[name] = pd.to_datetime(frame[name]).dt.tz_localize("UTC").dt.tz_convert(zone)
+
+        return frame
+
+    def sample(
+        self,
+        num_rows,
+        main_table_name=None,
+        max_tries_per_batch=100,
+        batch_size=None,
+        output_folder_path=None,
+    ):
+        """Sample rows, in memory or written to disk in batches.
+
+        As SDV 2.0's ``sample``, with two differences that keep the promise of returning
+        exactly what was asked: ``num_rows=0`` gives an empty frame with the training
+        columns and dtypes, and ``output_folder_path`` streams the rows to disk.
+
+        Parameters
+        ----------
+        num_rows : int
+            Number of rows, >= 0.
+        main_table_name : str, optional
+            The table's name (there is one).
+        max_tries_per_batch : int, default=100
+            SDV's rejection tries per batch; only programmable constraints ever need them.
+        batch_size : int, optional
+            Rows per batch. With ``output_folder_path`` the default is 100,000.
+        output_folder_path : path-like, optional
+            Write the rows to ``<folder>/<table_name>.csv`` batch by batch, never holding more
+            than one batch in memory, so millions of rows can be written. The file must not
+            exist yet. The rows are then **not** returned: the dict maps the table name to the
+            CSV file's path (a str) instead of a DataFrame.
+
+        Returns
+        -------
+        dict
+            ``{table_name: DataFrame}`` of exactly ``num_rows`` rows, or ``{table_name: path}``
+            with ``output_folder_path``.
+
+        Raises
+        ------
+        JanusInputError
+            When ``num_rows``, ``batch_size`` or ``max_tries_per_batch`` is not a valid count,
+            or the rows would not fit in memory (the message suggests ``output_folder_path``).
+        """
+        num_rows = validation.check_count(num_rows, "num_rows", 0)
+        max_tries_per_batch = validation.check_count(max_tries_per_batch, "max_tries_per_batch", 1)
+        if batch_size is not None:
+            batch_size = validation.check_count(batch_size, "batch_size", 1)
+
+        table_name = self._table_name if main_table_name is None else main_table_name
+        self._validate_table_name(table_name)
+        self._validate_fit_before_sample()
+        if output_folder_path is not None:
+            with _engine_errors_first():
+                path = sample_to_folder(
+                    self, num_rows, output_folder_path, batch_size, max_tries_per_batch
+                )
+            return {table_name: path}
+
+        if num_rows == 0 and hasattr(self, "_empty_output"):
+            return {table_name: self._empty_output.copy()}
+
+        validation.check_fits_in_memory(num_rows, getattr(self, "_bytes_per_row", 0.0))
+        with _engine_errors_first():
+            sampled = super().sample(
+                num_rows, main_table_name, max_tries_per_batch, batch_size, None
+            )
+
+        _warn_if_short(len(sampled[table_name]), num_rows, max_tries_per_batch)
+        return sampled
+
+    def _sample_batch_rows(self, num_rows, max_tries_per_batch):
+        """One batch of output rows through SDV's pipeline, with the user's column labels."""
+        rows = self._sample_with_progress_bar(
+            num_rows, max_tries_per_batch, None, None, show_progress_bar=False
+        )
+        original_columns = getattr(self, "_original_columns", pd.Index([]))
+        if not original_columns.empty:
+            rows.columns = original_columns
+
+        if len(rows) == 0:
+            raise JanusInputError(
+                "No row passed the programmable constraints in this batch; raise "
+                f"'max_tries_per_batch' (currently {max_tries_per_batch})."
+            )
+
+        _warn_if_short(len(rows), num_rows, max_tries_per_batch)
+        return rows
 
     def sample_from_conditions(self, conditions, *args, **kwargs):
         """Sample rows meeting ``conditions`` (see SDV); errors keep the engine's own message.
@@ -345,6 +486,49 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
         finally:
             self._extra_rules = []
 
+    def export_model(self, path):
+        """Write the fitted synthesizer to a file that executes no code when imported.
+
+        Unlike :meth:`save` (SDV's cloudpickle, which runs code on loading), the file holds
+        only JSON and numpy arrays, with a format version and a SHA-256 digest; see
+        :mod:`sdv_janus.model_file` for what it contains and its limits.
+
+        Parameters
+        ----------
+        path : path-like
+            The file to write (replaced if it exists).
+
+        Raises
+        ------
+        JanusNotFittedError
+            When the synthesizer is not fitted.
+        JanusInputError
+            When a ``ProgrammableConstraint`` is attached (it is code; use :meth:`save`).
+        """
+        export_synthesizer(self, path)
+
+    @classmethod
+    def import_model(cls, path):
+        """Read a file written by :meth:`export_model`; nothing in it is executed.
+
+        Parameters
+        ----------
+        path : path-like
+            The file.
+
+        Returns
+        -------
+        JanusSynthesizer
+            Fitted, in the state right after ``fit``: with the same seed it samples exactly
+            the rows the exported synthesizer sampled.
+
+        Raises
+        ------
+        ModelFileError
+            When the file is truncated, altered, of a newer format version or not a model.
+        """
+        return import_synthesizer(cls, path)
+
     def get_graph(self):
         """Return the DAG over the modelled columns.
 
@@ -354,7 +538,9 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
             An edge ``u -> v`` means the tree of ``v`` may split on ``u``.
         """
         if not self._fitted:
-            raise JanusInputError("The synthesizer must be fitted before its graph exists.")
+            raise JanusNotFittedError(
+                "The synthesizer must be fitted before its graph exists; call fit first."
+            )
 
         return self._model.get_graph()
 
@@ -366,23 +552,23 @@ def _engine_errors_first():
         yield
     except Exception as error:
         cause = error.__cause__
-        if isinstance(cause, (JanusInputError, InfeasibleConstraintsError)) and cause is not error:
+        if isinstance(cause, JanusError) and cause is not error:
             raise cause from None
 
         raise
 
 
+def _warn_if_short(got, wanted, max_tries_per_batch):
+    """Say so when SDV's rejection loop returned fewer rows than asked (never silently)."""
+    if got < wanted:
+        warnings.warn(
+            f"Only {got} of the {wanted} rows asked for passed the programmable constraints; "
+            f"raise 'max_tries_per_batch' (currently {max_tries_per_batch}) to get more.",
+            JanusWarning,
+            stacklevel=3,
+        )
+
+
 def _is_increment(constraint):
     """Whether a constraint is SDV's FixedIncrements (a rounding step, not a formula)."""
     return type(constraint).__name__ == "FixedIncrements"
-
-
-def _check_parameters(arguments):
-    """Check the engine parameters against ``_PARAMETER_RULES``; one message format for all."""
-    for name, (types, check, allowed) in _PARAMETER_RULES.items():
-        value = arguments[name]
-        if isinstance(value, bool) or not isinstance(value, types) or not check(value):
-            raise JanusInputError(
-                f"Invalid value for parameter '{name}' of JanusSynthesizer: expected {allowed}, "
-                f"got {value!r}."
-            )

@@ -177,23 +177,37 @@ def stratified_uniforms(groups, n_groups, visit_order, jitter):
     return uniforms
 
 
-@numba.njit("f8(f8[:], f8)", cache=True, nogil=True)
-def _knot_cdf(knots, value):
-    """Piecewise-linear CDF through quantile knots (equal probability between knots)."""
+@numba.njit("f8(f8[:], f8, b1)", cache=True, nogil=True)
+def _knot_cdf(knots, value, inclusive):
+    """Piecewise-linear CDF through quantile knots (equal probability between knots).
+
+    Repeated knots hold an atom: ``inclusive`` gives ``P(X <= value)``, which counts an atom at
+    ``value``, and otherwise ``P(X < value)``, which leaves it out.
+    """
     n_pieces = len(knots) - 1
-    if value < knots[0]:
+    if value < knots[0] or (value == knots[0] and not inclusive):
         return 0.0
 
-    if value >= knots[n_pieces]:
+    if value > knots[n_pieces] or (value == knots[n_pieces] and inclusive):
         return 1.0
 
     piece = 0
-    while piece < n_pieces - 1 and knots[piece + 1] <= value:
+    while piece < n_pieces - 1 and (
+        knots[piece + 1] < value or (inclusive and knots[piece + 1] == value)
+    ):
         piece += 1
 
     width = knots[piece + 1] - knots[piece]
     inside = 0.0 if width <= 0.0 else (value - knots[piece]) / width
     return (piece + inside) / n_pieces
+
+
+@numba.njit("f8(f8[:], f8, f8, b1, b1)", cache=True, nogil=True)
+def _knot_mass(knots, low, high, low_strict, high_strict):
+    """Mass of the knots' distribution inside an interval whose ends may be excluded."""
+    upper = _knot_cdf(knots, high, not high_strict)
+    lower = _knot_cdf(knots, low, low_strict)
+    return max(upper - lower, 0.0)
 
 
 @numba.njit("f8[:, :](f8[:, :], f8[:], f8[:], b1[:], b1[:], i8)", cache=True, nogil=True)
@@ -228,19 +242,22 @@ def interval_mass(knots, low, high, low_strict, high_strict, n_states):
                 above = first_knot > low[row] or (first_knot == low[row] and not low_strict[row])
                 below = first_knot < high[row] or (first_knot == high[row] and not high_strict[row])
                 mass[row, state] = 1.0 if above and below else 0.0
+            elif low[row] < first_knot and high[row] > knots[state, last]:
+                continue  # the whole state lies inside the interval
             else:
-                upper = _knot_cdf(knots[state], high[row])
-                lower = _knot_cdf(knots[state], low[row])
-                mass[row, state] = max(upper - lower, 0.0)
+                mass[row, state] = _knot_mass(
+                    knots[state], low[row], high[row], low_strict[row], high_strict[row]
+                )
 
     return mass
 
 
-@numba.njit("f8[:](f8[:, :], i4[:], f8[:], f8[:], f8[:])", cache=True, nogil=True)
-def draw_inside_interval(knots, states, low, high, uniforms):
+@numba.njit("f8[:](f8[:, :], i4[:], f8[:], f8[:], b1[:], b1[:], f8[:])", cache=True, nogil=True)
+def draw_inside_interval(knots, states, low, high, low_strict, high_strict, uniforms):
     """Draw a value in each row's state, restricted to the row's interval.
 
-    The state's piecewise-linear CDF is cut to ``[low, high]`` and inverted at ``uniforms``.
+    The state's piecewise-linear CDF is cut to the interval and inverted at ``uniforms``. An
+    atom (repeated knots) at an included end keeps its mass; at an excluded end it gets none.
     Rows whose state is a single value get that value.
 
     Returns
@@ -252,8 +269,8 @@ def draw_inside_interval(knots, states, low, high, uniforms):
     values = np.empty(len(states))
     for row in range(len(states)):
         state_knots = knots[states[row]]
-        lower = _knot_cdf(state_knots, low[row])
-        upper = _knot_cdf(state_knots, high[row])
+        lower = _knot_cdf(state_knots, low[row], low_strict[row])
+        upper = _knot_cdf(state_knots, high[row], not high_strict[row])
         position = (lower + uniforms[row] * (upper - lower)) * n_pieces
         piece = min(int(position), n_pieces - 1)
         fraction = position - piece

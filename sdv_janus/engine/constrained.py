@@ -12,8 +12,16 @@ each with probability proportional to its weight (sampling-importance-resampling
 systematic, capped inclusion probabilities). The kept rows follow the weighted pool, which
 converges to the model's distribution restricted to the feasible set as the pool grows.
 Formulas with alternatives (``or``, ``if ... then``) are split
-into disjoint terms; each candidate follows one combination of terms, chosen uniformly, which
-keeps the weights exact because the combinations do not overlap.
+into disjoint cases, each back-filled on its own. A candidate is drawn under all of them at
+once: it keeps the cases that its values so far are consistent with, each column is drawn
+inside the union of those cases' cuts, and the weight gains the mass of that union. A case is
+therefore never chosen blindly ahead of the values that decide it, and a rule that the model
+rarely breaks leaves the weights nearly equal.
+
+The total of an identity (``total == a + b + c``) that every training row satisfies is drawn
+after its parts and is their sum. Its weight is left out: the data make the total a function of
+the parts, and the density the model's tree puts at each sum only estimates that function, so
+weighting by it would add noise to the parts' distribution, not remove bias.
 
 Columns that no rule mentions and that are not ancestors of one are drawn afterwards, once per
 output row, from their untruncated trees.
@@ -54,6 +62,9 @@ _RATIO_MARGIN = 1.5
 _PILOT_ROWS = 2000
 _RELATIVE_NOISE = 1e-9
 _MAX_CAP_ROUNDS = 20
+
+# Candidates drawn at once; bounds the memory of the per-state masses of a large sample.
+_CHUNK_CANDIDATES = 1 << 17
 
 
 class ConstraintGuaranteeWarning(UserWarning):
@@ -237,7 +248,7 @@ class ConstrainedSampler:
     model : JanusModel
         The fitted model.
     plans : list of BackfillPlan
-        Disjoint cases; each candidate follows one, chosen uniformly.
+        Disjoint cases; a candidate may end in any one of them.
     candidates_per_row : int
         Largest number ``K`` of valid candidates drawn per output row.
     """
@@ -318,82 +329,279 @@ class ConstrainedSampler:
             ``record_allowed``, a dict of column index to bool ``(n_rows, n_states)`` masks.
         """
         per_row = self.candidates_needed(rng)
+        rows_per_chunk = max(1, _CHUNK_CANDIDATES // per_row)
+        chunks = [
+            self._sample_chunk(min(rows_per_chunk, n_rows - start), per_row, rng, record_allowed)
+            for start in range(0, n_rows, rows_per_chunk)
+        ] or [self._sample_chunk(0, per_row, rng, record_allowed)]
+        states = np.ascontiguousarray(np.concatenate([chunk[0] for chunk in chunks]))
+        numbers = _concatenate_dicts([chunk[1] for chunk in chunks])
+        self.model.sampler_.forward(states, rng, skip=self.needed)
+        if record_allowed:
+            return states, numbers, _concatenate_dicts([chunk[2] for chunk in chunks])
+
+        return states, numbers
+
+    def _sample_chunk(self, n_rows, per_row, rng, record_allowed):
+        """Draw ``per_row`` candidates for each of ``n_rows`` rows and keep ``n_rows``."""
         states, numbers, log_weights, allowed = self._draw_candidates(
             n_rows * per_row, rng, record_allowed
         )
         chosen = _choose_in_proportion(log_weights, n_rows, rng)
-        states = np.ascontiguousarray(states[chosen])
         numbers = {name: values[chosen] for name, values in numbers.items()}
-        self.model.sampler_.forward(states, rng, skip=self.needed)
-        if record_allowed:
-            return states, numbers, {column: mask[chosen] for column, mask in allowed.items()}
-
-        return states, numbers
+        return states[chosen], numbers, {column: mask[chosen] for column, mask in allowed.items()}
 
     def _draw_candidates(self, n_candidates, rng, record_allowed=False):
-        """Valid candidates of the needed columns, each following a case chosen uniformly."""
-        n_columns = len(self.model.codecs_)
-        states = np.zeros((n_candidates, n_columns), dtype=np.int32)
-        numbers, allowed = {}, {}
-        log_weights = np.zeros(n_candidates)
-        case = rng.integers(0, len(self.plans), size=n_candidates)
-        for index, plan in enumerate(self.plans):
-            rows = np.flatnonzero(case == index)
-            part = self._draw_case(plan, len(rows), rng, record_allowed)
-            part_states, part_numbers, part_weights, part_allowed = part
-            states[rows] = part_states
-            log_weights[rows] = part_weights
-            for name, values in part_numbers.items():
-                numbers.setdefault(name, np.full(n_candidates, np.nan))[rows] = values
+        """Valid candidates of the needed columns, drawn under every case at once.
 
-            for column, mask in part_allowed.items():
-                n_states = self.model.codecs_[column].n_states
-                allowed.setdefault(column, np.ones((n_candidates, n_states), bool))[rows] = mask
-
-        return states, numbers, log_weights, allowed
-
-    def _draw_case(self, plan, n_rows, rng, record_allowed=False):
-        """Truncated forward draw of the needed columns under one plan."""
+        Each candidate keeps the cases its values so far are consistent with (its live cases).
+        A column is drawn inside the union of the cuts of its live cases, so the candidate can
+        always be completed in one of them, and the weight gains the mass of that union.
+        """
         model = self.model
-        states = np.zeros((n_rows, len(model.codecs_)), dtype=np.int32)
-        numbers, named_states, allowed = {}, {}, {}
-        log_weights = np.zeros(n_rows)
+        states = np.zeros((n_candidates, len(model.codecs_)), dtype=np.int32)
+        draw = _CandidateDraw(
+            states, np.ones((n_candidates, len(self.plans)), dtype=bool), rng, record_allowed
+        )
         for column in model.sampler_.order:
             if column not in self.needed:
                 continue
 
-            codec = model.codecs_[column]
-            name = codec.spec.name
             tree = model.trees_[column]
             leaves = tree.leaves_of(states)
+            uniforms = _stratified(leaves, tree, rng)
             if column not in self.constrained:
-                states[:, column] = draw_states(
-                    model.sampler_.cumulative[column], leaves, _stratified(leaves, tree, rng)
-                )
+                states[:, column] = draw_states(model.sampler_.cumulative[column], leaves, uniforms)
             elif column not in self.interval_columns:
-                mask = plan.allowed_states(name, named_states, codec.n_states, n_rows)
-                probabilities = model.sampler_.predictive[column][leaves]
-                uniforms = _stratified(leaves, tree, rng)
-                drawn, log_mass = _draw_from_set(probabilities, tree.prior, mask, uniforms)
-                states[:, column] = drawn
-                log_weights += log_mass
-                if record_allowed and mask is not None:
-                    allowed[column] = mask
+                self._draw_set_column(draw, column, leaves, uniforms)
             else:
-                probabilities = model.sampler_.predictive[column][leaves]
-                uniforms = _stratified(leaves, tree, rng)
-                drawn, values, log_mass, inside = _draw_from_interval(
-                    codec, probabilities, tree.prior, plan, numbers, uniforms, rng
-                )
-                states[:, column] = drawn
-                numbers[name] = values
-                log_weights += log_mass
-                if record_allowed:
-                    allowed[column] = inside
+                self._draw_interval_column(draw, column, leaves, uniforms)
 
-            named_states[name] = states[:, column]
+            draw.named_states[model.codecs_[column].spec.name] = states[:, column]
 
-        return states, numbers, log_weights, allowed
+        return states, draw.numbers, draw.log_weights, draw.allowed
+
+    def _case_groups(self, name):
+        """The cases grouped by the rules they put on one column (equal rules, equal cuts)."""
+        groups = {}
+        for index, plan in enumerate(self.plans):
+            key = _rules_key(
+                plan.linear_by_column.get(name, ()), plan.tables_by_column.get(name, ())
+            )
+            groups.setdefault(key, []).append(index)
+
+        return [(self.plans[indices[0]], indices) for indices in groups.values()]
+
+    def _draw_set_column(self, draw, column, leaves, uniforms):
+        """Draw a categorical column inside the union of its live cases' allowed sets."""
+        codec = self.model.codecs_[column]
+        name = codec.spec.name
+        n_rows = len(leaves)
+        union = np.zeros((n_rows, codec.n_states), dtype=bool)
+        masks = []
+        for plan, cases in self._case_groups(name):
+            mask = plan.allowed_states(name, draw.named_states, codec.n_states, n_rows)
+            rows = draw.live[:, cases].any(axis=1)
+            union[rows] |= True if mask is None else mask[rows]
+            masks.append((mask, cases))
+
+        probabilities = self.model.sampler_.predictive[column][leaves]
+        tree = self.model.trees_[column]
+        drawn, log_mass = _draw_from_set(probabilities, tree.prior, union, uniforms)
+        draw.states[:, column] = drawn
+        draw.log_weights += log_mass
+        for mask, cases in masks:
+            if mask is not None:
+                draw.live[:, cases] &= mask[np.arange(n_rows), drawn][:, None]
+
+        if draw.record_allowed:
+            draw.allowed[column] = union
+
+    def _draw_interval_column(self, draw, column, leaves, uniforms):
+        """Draw a numerical column inside one of its live cases' intervals.
+
+        A live case is picked in proportion to the mass its interval holds, and the value is
+        drawn inside that interval. The weight gains the summed mass over the live cases,
+        divided by the number of live cases whose interval holds the value (intervals may
+        overlap), which keeps the weights exact for the union of the cases.
+        """
+        codec = self.model.codecs_[column]
+        name = codec.spec.name
+        n_rows = len(leaves)
+        predictive = self.model.sampler_.predictive[column]
+        cuts = [
+            _IntervalCut.of(plan, cases, codec, predictive, leaves, draw)
+            for plan, cases in self._case_groups(name)
+        ]
+        if all(cut.mass_in is None for cut in cuts):
+            self._draw_uncut_column(draw, column, leaves, uniforms)
+            return
+
+        for cut in cuts:
+            if cut.mass_in is None:
+                cut.mass_in = np.ones((n_rows, codec.n_states))
+
+        probabilities = predictive[leaves]
+
+        totals = np.column_stack([cut.n_live * cut.mass for cut in cuts])
+        chosen = _pick_cut(totals, np.column_stack([cut.n_live for cut in cuts]), draw.rng)
+        bounds, mass_in, mass = _chosen_cut(cuts, chosen)
+
+        tree = self.model.trees_[column]
+        drawn, values, inside = _draw_from_interval(
+            codec, probabilities, tree.prior, bounds, mass_in, mass, uniforms, draw.rng
+        )
+        holding = np.zeros(n_rows)
+        for index, cut in enumerate(cuts):
+            holds = cut.holds(values) | (chosen == index)
+            holding += cut.n_live * holds
+            draw.live[:, cut.cases] &= holds[:, None]
+
+        if column not in self.model.determined_totals_:
+            with np.errstate(divide="ignore"):
+                draw.log_weights += np.log(totals.sum(axis=1)) - np.log(np.maximum(holding, 1.0))
+
+        draw.states[:, column] = drawn
+        draw.numbers[name] = values
+        if draw.record_allowed:
+            draw.allowed[column] = inside
+
+    def _draw_uncut_column(self, draw, column, leaves, uniforms):
+        """Draw a numerical column that no live case cuts, as sampling without rules does."""
+        codec = self.model.codecs_[column]
+        encoder = codec.encoder
+        drawn = draw_states(self.model.sampler_.cumulative[column], leaves, uniforms)
+        value_states = np.minimum(drawn, encoder.n_value_states - 1).astype(np.int32)
+        positions = stratified_draws(value_states, encoder.n_value_states, draw.rng)
+        n_rows = len(drawn)
+        everywhere = (np.full(n_rows, -np.inf), np.full(n_rows, np.inf))
+        no_end = np.zeros(n_rows, dtype=bool)
+        values = draw_inside_interval(
+            encoder.knots_, value_states, *everywhere, no_end, no_end, positions
+        )
+        values[drawn == encoder.missing_state] = np.nan
+        draw.states[:, column] = drawn
+        draw.numbers[codec.spec.name] = values if codec.step is None else codec.round(values)
+        if draw.record_allowed:
+            draw.allowed[column] = np.ones((n_rows, codec.n_states), dtype=bool)
+
+
+class _CandidateDraw:
+    """What the column-by-column draw of candidates has produced so far."""
+
+    def __init__(self, states, live, rng, record_allowed):
+        self.states = states
+        self.live = live
+        self.rng = rng
+        self.record_allowed = record_allowed
+        self.numbers, self.named_states, self.allowed = {}, {}, {}
+        self.log_weights = np.zeros(len(states))
+
+
+class _IntervalCut:
+    """One group of cases' interval for a numerical column, and the mass inside it."""
+
+    def __init__(self, cases, bounds, mass_in, mass, n_live):
+        self.cases = cases
+        self.bounds = bounds
+        self.mass_in = mass_in
+        self.mass = mass
+        self.n_live = n_live
+
+    @classmethod
+    def of(cls, plan, cases, codec, predictive, leaves, draw):
+        """The cut that ``plan`` puts on the codec's column, for every candidate."""
+        n_rows = len(leaves)
+        bounds = _bounds(plan, codec.spec.name, draw.numbers, n_rows)
+        n_live = draw.live[:, cases].sum(axis=1).astype(float)
+        encoder = codec.encoder
+        live = n_live > 0
+        whole = live & _holds_every_value(bounds, encoder.knots_)
+        partial = np.flatnonzero(live & ~whole)
+        if len(partial) == 0:
+            # No live row is cut: its masses are those of the untruncated leaf.
+            return cls(cases, bounds, None, live.astype(float), n_live)
+
+        if len(partial) == n_rows:
+            mass_in = interval_mass(encoder.knots_, *bounds, encoder.n_states)
+            mass = np.einsum("ij,ij->i", predictive[leaves], mass_in)
+        else:
+            mass_in = np.zeros((n_rows, codec.n_states))
+            mass_in[whole] = 1.0
+            mass_in[partial] = interval_mass(
+                encoder.knots_, *(end[partial] for end in bounds), encoder.n_states
+            )
+            mass = np.where(whole, 1.0, 0.0)
+            mass[partial] = np.einsum("ij,ij->i", predictive[leaves[partial]], mass_in[partial])
+
+        # A single feasible value (an equality, or a condition) weighs the probability of the
+        # state that holds it.
+        low, high = bounds[:2]
+        single = np.isfinite(low) & (high - low <= 1e-12 * np.maximum(1.0, np.abs(low)))
+        if single.any():
+            state = encoder.encode(low[single])
+            mass[single] = predictive[leaves[single], state]
+
+        return cls(cases, bounds, mass_in, mass, n_live)
+
+    def holds(self, values):
+        """Whether each value lies in its row's interval (a null value holds vacuously)."""
+        low, high, low_strict, high_strict = self.bounds
+        above = np.where(low_strict, values > low, values >= low)
+        below = np.where(high_strict, values < high, values <= high)
+        return (above & below) | np.isnan(values)
+
+
+def _holds_every_value(bounds, knots):
+    """Rows whose interval holds every value the column's states can produce."""
+    low, high, low_strict, high_strict = bounds
+    smallest, largest = knots[:, 0].min(), knots[:, -1].max()
+    above = (low < smallest) | ((low == smallest) & ~low_strict)
+    below = (high > largest) | ((high == largest) & ~high_strict)
+    return above & below
+
+
+def _rules_key(linear, tables):
+    """A hashable description of the rules one case puts on a column."""
+    return (
+        tuple(
+            (tuple(sorted(rule.coefficients.items())), rule.constant, rule.strict)
+            for rule in linear
+        ),
+        tuple((rule.columns, rule.allowed.tobytes()) for rule in tables),
+    )
+
+
+def _pick_cut(totals, n_live, rng):
+    """For each row, a group of cases in proportion to its total mass (uniform if none)."""
+    weights = totals.copy()
+    empty = weights.sum(axis=1) <= 0
+    weights[empty] = (n_live[empty] > 0).astype(float)
+    cumulative = np.cumsum(weights, axis=1)
+    points = rng.random(len(weights)) * cumulative[:, -1]
+    chosen = (cumulative <= points[:, None]).sum(axis=1)
+    return np.minimum(chosen, weights.shape[1] - 1)
+
+
+def _chosen_cut(cuts, chosen):
+    """The bounds, per-state masses and total mass of each row's chosen cut."""
+    last = cuts[-1]
+    bounds = [end.copy() for end in last.bounds]
+    mass_in, mass = last.mass_in.copy(), last.mass.copy()
+    for index, cut in enumerate(cuts[:-1]):
+        rows = chosen == index
+        for target, source in zip(bounds, cut.bounds, strict=True):
+            np.copyto(target, source, where=rows)
+
+        np.copyto(mass_in, cut.mass_in, where=rows[:, None])
+        np.copyto(mass, cut.mass, where=rows)
+
+    return bounds, mass_in, mass
+
+
+def _concatenate_dicts(parts):
+    """Concatenate, key by key, dicts of arrays that share their keys."""
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def _stratified(leaves, tree, rng):
@@ -420,17 +628,13 @@ def _draw_from_set(probabilities, prior, mask, uniforms):
         return drawn, np.log(mass)
 
 
-def _draw_from_interval(codec, probabilities, prior, plan, numbers, uniforms, rng):
+def _draw_from_interval(codec, probabilities, prior, bounds, mass_in, mass, uniforms, rng):
     """Draw states and values of a numerical column inside each row's feasible interval."""
     encoder = codec.encoder
-    n_rows = len(uniforms)
-    low, high, low_strict, high_strict = _bounds(plan, codec.spec.name, numbers, n_rows)
-    mass_in = interval_mass(encoder.knots_, low, high, low_strict, high_strict, encoder.n_states)
+    low, high, low_strict, high_strict = bounds
     weights = probabilities * mass_in
-    mass = weights.sum(axis=1)
 
-    # A single feasible value (an equality, or a condition): the value is fixed, and the weight
-    # is the probability of the state that holds it.
+    # A single feasible value (an equality, or a condition): the value is fixed.
     single = np.isfinite(low) & (high - low <= 1e-12 * np.maximum(1.0, np.abs(low)))
     empty = (mass <= 0) & ~single
     if empty.any():
@@ -441,7 +645,9 @@ def _draw_from_interval(codec, probabilities, prior, plan, numbers, uniforms, rn
     drawn = draw_from_weights(np.ascontiguousarray(weights), uniforms)
     value_states = np.minimum(drawn, encoder.n_value_states - 1).astype(np.int32)
     positions = stratified_draws(value_states, encoder.n_value_states, rng)
-    values = draw_inside_interval(encoder.knots_, value_states, low, high, positions)
+    values = draw_inside_interval(
+        encoder.knots_, value_states, low, high, low_strict, high_strict, positions
+    )
 
     # Fallbacks draw the value inside the interval itself and take the state that holds it.
     values[uniform] = _uniform_inside(low[uniform], high[uniform], rng)
@@ -449,21 +655,16 @@ def _draw_from_interval(codec, probabilities, prior, plan, numbers, uniforms, rn
     values[drawn == encoder.missing_state] = np.nan
     values = _round_inward(codec, values, low, high, low_strict, high_strict)
 
-    with np.errstate(divide="ignore"):
-        log_mass = np.log(mass)
-        log_mass[single] = np.log(probabilities[single, drawn[single]])
-
     # The states each row's cut allowed; a fixed or fallback value allows only its own state.
     inside = mass_in > 0
     inside[uniform] = False
     inside[uniform, drawn[uniform]] = True
-    return drawn, values, log_mass, inside
+    return drawn, values, inside
 
 
 def _bounds(plan, name, numbers, n_rows):
     """The plan's interval for a column; rules on null values hold vacuously."""
-    prefix = {column: np.nan_to_num(values, nan=np.nan) for column, values in numbers.items()}
-    low, high, low_strict, high_strict = plan.linear_bounds(name, prefix, n_rows)
+    low, high, low_strict, high_strict = plan.linear_bounds(name, numbers, n_rows)
     low = np.where(np.isnan(low), -np.inf, low)
     high = np.where(np.isnan(high), np.inf, high)
     return low, high, low_strict.astype(bool), high_strict.astype(bool)

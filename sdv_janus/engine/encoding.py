@@ -473,11 +473,12 @@ _DATETIME_UNITS_NS = (86_400 * 10**9, 3_600 * 10**9, 60 * 10**9, 10**9, 10**6, 1
 def datetime_to_float(values, datetime_format=None):
     """Convert datetimes (strings, datetime64 or Timestamps) to float64 nanoseconds since 1970.
 
-    Unparseable values and nulls become NaN. Time zones are converted to UTC.
+    Unparseable values and nulls become NaN. Time zones are converted to UTC (values without
+    one are read as UTC), so a column mixing offsets such as ``+01:00`` and ``+05:00`` parses.
     """
-    parsed = pd.to_datetime(pd.Series(values, copy=False), format=datetime_format, errors="coerce")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    series = pd.Series(values, copy=False)
+    parsed = pd.to_datetime(series, format=datetime_format, errors="coerce", utc=True)
+    parsed = parsed.dt.tz_localize(None)
 
     nanoseconds = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
     nanoseconds[parsed.isna().to_numpy()] = np.nan
@@ -537,7 +538,14 @@ class ColumnCodec:
         if self.spec.kind == CATEGORICAL:
             return ValueTally.of_categories(values)
 
-        return ValueTally.of_numbers(self.to_numbers(values))
+        numbers = self.to_numbers(values)
+        if np.isinf(numbers).any():
+            raise ValueError(
+                f"Column '{self.spec.name}' holds infinite values; replace them with NaN or a "
+                "finite bound before fitting."
+            )
+
+        return ValueTally.of_numbers(numbers)
 
     def fit(self, values):
         """Learn states (and the rounding step) from raw training values."""

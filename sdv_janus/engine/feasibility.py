@@ -103,6 +103,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linprog
 
+from sdv_janus.engine.errors import JanusError
+
 LOGGER = logging.getLogger(__name__)
 
 #: Rounding noise: a coefficient or constant below this fraction of the terms it was summed
@@ -169,7 +171,7 @@ class TableRule:
     names: frozenset[str] = frozenset()
 
 
-class InfeasibleConstraintsError(ValueError):
+class InfeasibleConstraintsError(JanusError, ValueError):
     """No row can satisfy the constraints together.
 
     Parameters
@@ -490,11 +492,28 @@ def _match_rows(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if len(keys) == 0 or len(rows) == 0:
         return np.full(len(rows), -1, dtype=np.int64)
 
-    _, ids = np.unique(np.concatenate([keys, rows]), axis=0, return_inverse=True)
-    ids = ids.ravel()
-    lookup = np.full(ids.max() + 1, -1, dtype=np.int64)
-    lookup[ids[: len(keys)]] = np.arange(len(keys))
-    return lookup[ids[len(keys) :]]
+    key_codes, row_codes = _tuple_codes(keys, rows)
+    sorter = np.argsort(key_codes)
+    positions = np.searchsorted(key_codes, row_codes, sorter=sorter)
+    positions = np.minimum(positions, len(keys) - 1)
+    found = sorter[positions]
+    return np.where(key_codes[found] == row_codes, found, -1)
+
+
+def _tuple_codes(keys: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per tuple of states (mixed radix), equal for equal tuples.
+
+    When the radix would overflow, the ranks of the distinct tuples serve instead.
+    """
+    low = np.minimum(keys.min(axis=0), rows.min(axis=0))
+    sizes = np.maximum(keys.max(axis=0), rows.max(axis=0)) - low + 1
+    if np.prod(sizes.astype(float)) >= 2.0**62:
+        _, ids = np.unique(np.concatenate([keys, rows]), axis=0, return_inverse=True)
+        ids = ids.ravel()
+        return ids[: len(keys)], ids[len(keys) :]
+
+    radix = np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64)
+    return (keys - low) @ radix, (rows - low) @ radix
 
 
 # Linear rules: Fourier-Motzkin elimination over arrays of rows.

@@ -28,6 +28,9 @@ LOGGER = logging.getLogger(__name__)
 # Columns with more states are drawn from their marginal, outside the graph.
 _MAX_STATES_IN_GRAPH = 1000
 
+# Relative rounding noise forgiven when checking that training rows satisfy an identity.
+_IDENTITY_NOISE = 1e-9
+
 
 class JanusModel:
     """A DAG of Bayesian decision trees over encoded columns.
@@ -125,7 +128,12 @@ class JanusModel:
         LOGGER.info("Encoded %d columns in %.2fs", len(specs), time.perf_counter() - started)
 
         rules = fill_training_rows(constraints, lambda names: distinct_rows(columns, names))
-        return self.fit_counts(ArrayCounts(states), rules)
+        codecs_by_name = {codec.spec.name: codec for codec in self.codecs_}
+        return self.fit_counts(
+            ArrayCounts(states),
+            rules,
+            lambda atom: holds_on_every_row(atom, columns, codecs_by_name),
+        )
 
     def new_codecs(self, specs):
         """Unfitted codecs for the columns described by ``specs``."""
@@ -139,7 +147,7 @@ class JanusModel:
         self.ordered_ = [codec.encoder.ordered for codec in self.codecs_]
         return self
 
-    def fit_counts(self, source, constraints=()):
+    def fit_counts(self, source, constraints=(), holds_on_training_rows=None):
         """Learn the graph and the trees from counts (second step of a fit, after the codecs).
 
         Parameters
@@ -150,6 +158,10 @@ class JanusModel:
         constraints : sequence, default=()
             Formulas every sampled row must satisfy, their allowed tuples already filled (see
             :func:`fill_training_rows`).
+        holds_on_training_rows : callable, optional
+            Whether a linear atom holds on every training row (see :func:`holds_on_every_row`).
+            An identity ``total == sum of parts`` it confirms is drawn as that sum without
+            reweighting the parts. None trusts no identity.
 
         Returns
         -------
@@ -158,6 +170,7 @@ class JanusModel:
         """
         started = time.perf_counter()
         self.constraints_ = list(constraints)
+        self.determined_totals_ = self._determined_totals(holds_on_training_rows)
         self.order_, candidates = self._order_and_candidates(source)
         LOGGER.info("Ordered the columns in %.2fs", time.perf_counter() - started)
         self.trees_ = [None] * len(self.codecs_)
@@ -234,6 +247,29 @@ class JanusModel:
                 order.insert(last_part, total_index)
 
         return order
+
+    def _determined_totals(self, holds_on_training_rows):
+        """Totals of the identities that every training row satisfies.
+
+        Drawn after its parts, such a total is their sum: the data say it is a function of
+        them, so the model's own tree for it, which only estimates that function, does not
+        reweight the parts (see :mod:`sdv_janus.engine.constrained`).
+        """
+        if holds_on_training_rows is None:
+            return set()
+
+        atoms = [atom for formula in self.constraints_ for atom in _linear_atoms(formula)]
+        determined = set()
+        for total, parts in _identities(self.constraints_):
+            members = {total, *parts}
+            if not members <= set(self.columns):
+                continue
+
+            rules = [atom for atom in atoms if set(atom.columns) == members]
+            if all(holds_on_training_rows(atom) for atom in rules):
+                determined.add(self.columns.index(total))
+
+        return determined
 
     def _high_cardinality_columns(self, n_rows):
         """Columns with too many states for the graph; they are drawn from their marginal."""
@@ -450,6 +486,24 @@ def _identities(formulas):
                 identities.append((alone[0], others))
 
     return identities
+
+
+def holds_on_every_row(atom, columns, codecs):
+    """Whether a linear atom holds on every row of ``columns`` where its columns are all known.
+
+    ``codecs`` maps column names to their fitted :class:`ColumnCodec`, which turns raw values
+    into numbers. Rounding noise up to a relative ``1e-9`` is forgiven.
+    """
+    total = np.full(len(next(iter(columns.values()))), atom.constant, dtype=np.float64)
+    scale = np.abs(total)
+    for name, coefficient in atom.coefficients:
+        term = coefficient * codecs[name].to_numbers(columns[name])
+        total += term
+        scale += np.abs(term)
+
+    known = ~np.isnan(total)
+    slack = total[known] + _IDENTITY_NOISE * np.maximum(1.0, scale[known])
+    return bool(np.all(slack > 0 if atom.strict else slack >= 0))
 
 
 def _linear_atoms(formula):

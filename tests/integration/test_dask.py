@@ -10,7 +10,9 @@ from distributed import Client, LocalCluster
 from sdv.metadata import Metadata
 
 from sdv_janus import JanusSynthesizer
-from sdv_janus.dask import sample_to_parquet
+from sdv_janus.dask import fit_model, sample_to_parquet
+from sdv_janus.engine import ColumnSpec, JanusModel
+from sdv_janus.engine.rules import AllowedTuples, Linear
 
 TABLE = "accounts"
 
@@ -149,3 +151,40 @@ def test_parquet_output_has_the_rows_columns_and_dtypes_of_sample(client, fitted
     assert rows["account_id"].is_unique
     assert set(rows["plan"]) == {"basic", "pro", "team", "enterprise"}
     assert rows["spend"].isna().any() and (rows["spend"] == 0).any()
+
+
+@pytest.mark.parametrize("broken_rows", [0, 5])
+def test_dask_fit_keeps_the_allowed_tuples_and_identities_of_the_in_memory_fit(client, broken_rows):
+    """Allowed combinations and trusted identities are decided over every partition."""
+    rng = np.random.default_rng(3)
+    n_rows = 1200
+    columns = {
+        "plan": rng.choice(["basic", "pro", "team"], n_rows),
+        "region": rng.choice(["eu", "us"], n_rows),
+        "fee": np.round(rng.uniform(0, 50, n_rows), 2),
+        "spend": np.round(rng.gamma(2.0, 30.0, n_rows), 2),
+    }
+    columns["plan"][columns["region"] == "eu"] = "basic"
+    columns["price"] = columns["fee"] + columns["spend"]
+    # Only the last partition breaks the identity: no other partition may decide it alone.
+    columns["price"][n_rows - broken_rows :] += 1.0
+    specs = [
+        ColumnSpec(name, "categorical" if name in ("plan", "region") else "numerical")
+        for name in columns
+    ]
+    identity = [
+        Linear((("price", sign), ("fee", -sign), ("spend", -sign)), 0.0, False, "price")
+        for sign in (1.0, -1.0)
+    ]
+    rules = [AllowedTuples(("plan", "region"), None, "plan and region"), *identity]
+
+    expected = JanusModel(min_samples_leaf=5).fit(columns, specs, rules)
+    frame = dd.from_pandas(pd.DataFrame(columns), npartitions=3)
+    actual = fit_model(JanusModel(min_samples_leaf=5), frame, specs, rules)
+
+    assert expected.determined_totals_ == ({4} if broken_rows == 0 else set())
+    assert actual.determined_totals_ == expected.determined_totals_
+    allowed = [set(rule.rows) for rule in expected.constraints_[:1]]
+    assert allowed == [set(rule.rows) for rule in actual.constraints_[:1]]
+    assert ("team", "eu") not in allowed[0] and ("team", "us") in allowed[0]
+    assert expected.order_ == actual.order_

@@ -4,8 +4,8 @@ import networkx as nx
 import numpy as np
 
 from sdv_janus.engine import ColumnSpec, JanusModel
-from sdv_janus.engine._kernels import interval_mass
-from sdv_janus.engine.rules import Linear
+from sdv_janus.engine._kernels import draw_inside_interval, interval_mass
+from sdv_janus.engine.rules import AnyOf, Linear, Not
 
 
 def test_parent_follows_exact_posterior_given_the_rule():
@@ -43,3 +43,94 @@ def test_parent_follows_exact_posterior_given_the_rule():
         [np.mean(sampled["parent"] == "roomy"), np.mean(sampled["parent"] == "tight")]
     )
     assert 0.5 * np.abs(empirical - exact).sum() < 0.02
+
+
+def test_atom_at_an_included_bound_keeps_its_mass():
+    # Knots of one value state: a quarter of its mass below 17, half on the atom 17 itself.
+    knots = np.array([[16.0, 17.0, 17.0, 17.0, 18.0]])
+    ends = [(17.0, np.inf, False), (17.0, np.inf, True), (17.0, 17.0, False), (-np.inf, 17.0, True)]
+    masses = [
+        interval_mass(
+            knots,
+            np.array([low]),
+            np.array([high]),
+            np.array([strict]),
+            np.array([strict]),
+            1,
+        )[0, 0]
+        for low, high, strict in ends
+    ]
+    np.testing.assert_allclose(masses, [0.75, 0.25, 0.5, 0.25])
+
+    uniforms = np.random.default_rng(0).random(30000)
+    n = len(uniforms)
+    values = draw_inside_interval(
+        knots,
+        np.zeros(n, np.int32),
+        np.full(n, 17.0),
+        np.full(n, np.inf),
+        np.zeros(n, bool),
+        np.zeros(n, bool),
+        uniforms,
+    )
+    assert np.all(values >= 17.0)
+    assert abs(np.mean(values == 17.0) - 2 / 3) < 0.01
+
+
+def test_lower_bound_at_the_training_minimum_changes_nothing():
+    rng = np.random.default_rng(3)
+    # An integer column binned with several values per bin, each value an atom, like ages.
+    age = rng.integers(17, 91, 20000).astype(float)
+    group = np.where(age < 25, "young", "older")
+    group = np.where(rng.random(20000) < 0.1, "older", group)
+    columns = {"group": group, "age": age}
+    specs = [ColumnSpec("group", "categorical"), ColumnSpec("age", "numerical")]
+    graph = nx.DiGraph([("group", "age")])
+    rule = Linear((("age", 1.0),), -17.0, False, "age >= 17")
+    bare = JanusModel(graph=graph).fit(columns, specs)
+    bounded = JanusModel(graph=graph).fit(columns, specs, [rule])
+
+    bare.set_random_state(4)
+    bounded.set_random_state(5)
+    free, kept = bare.sample(40000), bounded.sample(40000)
+    assert np.mean(free["age"] == 17) > 0.01
+    assert abs(np.mean(kept["age"] == 17) - np.mean(free["age"] == 17)) < 0.004
+    assert abs(np.mean(kept["group"] == "young") - np.mean(free["group"] == "young")) < 0.01
+
+
+def test_alternatives_follow_the_model_restricted_to_their_union():
+    rng = np.random.default_rng(7)
+    n = 20000
+    parent = rng.choice(["low", "high"], size=n, p=[0.7, 0.3])
+    x = np.where(parent == "high", rng.uniform(30, 100, n), rng.uniform(0, 70, n))
+    y = np.where(x > 50, rng.uniform(0, 60, n), rng.uniform(10, 100, n))
+    columns = {"parent": parent, "x": x, "y": y}
+    specs = [
+        ColumnSpec("parent", "categorical"),
+        ColumnSpec("x", "numerical"),
+        ColumnSpec("y", "numerical"),
+    ]
+    graph = nx.DiGraph([("parent", "x"), ("x", "y")])
+    # if x > 50 then y <= 20: the two cases hold very different shares of the model's mass.
+    big_x = Linear((("x", 1.0),), -50.0, True, "x > 50")
+    small_y = Linear((("y", -1.0),), 20.0, False, "y <= 20")
+    rule = AnyOf((Not(big_x), small_y))
+    bare = JanusModel(graph=graph).fit(columns, specs)
+    ruled = JanusModel(graph=graph).fit(columns, specs, [rule])
+
+    bare.set_random_state(8)
+    free = bare.sample(400000)
+    holds = (free["x"] <= 50) | (free["y"] <= 20)
+    reference = {name: values[holds] for name, values in free.items()}
+    assert 0.3 < holds.mean() < 0.9
+
+    ruled.set_random_state(9)
+    kept = ruled.sample(20000)
+    assert np.all((kept["x"] <= 50) | (kept["y"] <= 20))
+    share = lambda sample: np.mean(sample["parent"] == "high")  # noqa: E731
+    assert abs(share(kept) - share(reference)) < 0.02
+    bins = np.linspace(0, 100, 11)
+    for name in ("x", "y"):
+        expected = np.histogram(reference[name], bins)[0] / len(reference[name])
+        observed = np.histogram(kept[name], bins)[0] / len(kept[name])
+        assert 0.5 * np.abs(observed - expected).sum() < 0.02
