@@ -236,21 +236,22 @@ def write_report(output: Path, rows: list[dict], command: str) -> None:
 
 
 def _ratio_lines(rows: list[dict]) -> list[str]:
-    """GaussianCopula's time over JANUS's, per size where both finished."""
-    by_key = {(row["synthesizer"], int(row["rows"])): row for row in rows}
-    sizes = sorted({int(row["rows"]) for row in rows})
+    """GaussianCopula's time over JANUS's, per dataset and size where both finished."""
+    by_key = {(row["synthesizer"], row["dataset"], int(row["rows"])): row for row in rows}
+    sizes = sorted({(row["dataset"], int(row["rows"])) for row in rows})
     lines = [
-        "| rows | fit: GaussianCopula / JANUS | sample: GaussianCopula / JANUS |",
-        "|---:|---:|---:|",
+        "| dataset | rows | fit: GaussianCopula / JANUS | sample: GaussianCopula / JANUS |",
+        "|---|---:|---:|---:|",
     ]
-    for size in sizes:
-        janus, copula = by_key.get(("JANUS", size)), by_key.get(("GaussianCopula", size))
+    for dataset, size in sizes:
+        janus = by_key.get(("JANUS", dataset, size))
+        copula = by_key.get(("GaussianCopula", dataset, size))
         if not janus or not copula:
             continue
 
         fit = _number(copula["fit_seconds"]) / _number(janus["fit_seconds"])
         sample = _number(copula["sample_seconds"]) / _number(janus["sample_seconds"])
-        lines.append(f"| {size:,} | {fit:.1f}x | {sample:.1f}x |")
+        lines.append(f"| {dataset} | {size:,} | {fit:.1f}x | {sample:.1f}x |")
 
     return lines
 
@@ -263,12 +264,13 @@ def _plot(path: Path, rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 5))
-    for name in sorted({row["synthesizer"] for row in rows}):
-        mine = sorted((r for r in rows if r["synthesizer"] == name), key=lambda r: int(r["rows"]))
+    for name, dataset in sorted({(row["synthesizer"], row["dataset"]) for row in rows}):
+        mine = [r for r in rows if (r["synthesizer"], r["dataset"]) == (name, dataset)]
+        mine.sort(key=lambda r: int(r["rows"]))
         sizes = [int(r["rows"]) for r in mine]
         for field, style in (("fit_seconds", "-o"), ("sample_seconds", "--s")):
             times = [_number(r[field]) for r in mine]
-            label = f"{name} {field.split('_')[0]}"
+            label = f"{name} {field.split('_')[0]} ({dataset}, {mine[0]['columns']} cols)"
             axis.plot(sizes, times, style, label=label)
 
     axis.set_xscale("log")

@@ -107,6 +107,41 @@ def draw_states(cumulative, rows, uniforms):
     return drawn
 
 
+@numba.njit("f8[:](f8[:, :], i4[:], f8[:], i4[:])", cache=True, nogil=True)
+def positions_in_states(cumulative, rows, uniforms, drawn):
+    """Where each uniform fell inside the slice of its distribution that chose its state.
+
+    ``draw_states`` picks the state whose slice ``[C(s - 1), C(s))`` of the cumulative masses
+    holds ``u * total``; the relative position inside that slice is again Uniform(0, 1) and
+    independent of the state, so it can place the value inside the state's bin without
+    drawing another uniform. Rows of one stratified group stay evenly spread within each state.
+
+    Parameters
+    ----------
+    cumulative, rows, uniforms : numpy.ndarray
+        As given to ``draw_states``.
+    drawn : numpy.ndarray
+        int32 ``(n,)``: the states ``draw_states`` returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n,)`` in ``[0, 1)``.
+    """
+    n_states = cumulative.shape[1]
+    positions = np.empty(len(rows), dtype=np.float64)
+    for i in range(len(rows)):
+        distribution = cumulative[rows[i]]
+        target = uniforms[i] * distribution[n_states - 1]
+        state = drawn[i]
+        below = distribution[state - 1] if state > 0 else 0.0
+        width = distribution[state] - below
+        position = (target - below) / width if width > 0.0 else 0.5
+        positions[i] = min(max(position, 0.0), 1.0 - 1e-16)
+
+    return positions
+
+
 @numba.njit(_signatures("f8[:](f8[:, ::1], {s}[:], f8[:])"), cache=True, nogil=True)
 def interpolate_knots(knots, states, uniforms):
     """Evaluate each state's piecewise-linear quantile function at ``uniforms``.
@@ -137,23 +172,26 @@ def interpolate_knots(knots, states, uniforms):
     return values
 
 
-@numba.njit("f8[:](i4[:], i8, i8[:], f8[:])", cache=True, nogil=True)
-def stratified_uniforms(groups, n_groups, visit_order, jitter):
+@numba.njit(_signatures("f8[:]({s}[:], i8, f8[:], f8[:])"), cache=True, nogil=True)
+def stratified_uniforms(groups, n_groups, shuffle, jitter):
     """Uniforms that are stratified within each group of rows.
 
-    The ``k`` rows of a group get one draw in each of ``[0, 1/k), [1/k, 2/k), ...``, assigned in
-    a random order. Each row's uniform is still exactly Uniform(0, 1), but the states drawn in
-    a group then follow the group's distribution to within one row, so a rare state with an
-    expected count near one is not lost to chance.
+    The ``k`` rows of a group get one draw in each of ``[0, 1/k), [1/k, 2/k), ...``, assigned by
+    a uniformly random permutation of the group's strata. Each row's uniform is still exactly
+    Uniform(0, 1), but the states drawn in a group then follow the group's distribution to
+    within one row, so a rare state with an expected count near one is not lost to chance.
+
+    Each group's permutation is a Fisher-Yates shuffle over that group's own slots, so the
+    random accesses stay inside one group instead of spanning every row.
 
     Parameters
     ----------
     groups : numpy.ndarray
-        int32 ``(n,)``: group of each row, in ``[0, n_groups)``.
+        int8, int16 or int32 ``(n,)``: group of each row, in ``[0, n_groups)``.
     n_groups : int
         Number of groups.
-    visit_order : numpy.ndarray
-        int64 ``(n,)``: a random permutation of the rows, which sets who gets which stratum.
+    shuffle : numpy.ndarray
+        float64 ``(n,)`` uniforms in ``[0, 1)`` that drive the shuffles.
     jitter : numpy.ndarray
         float64 ``(n,)`` uniforms in ``[0, 1)``: the position inside each stratum.
 
@@ -162,17 +200,36 @@ def stratified_uniforms(groups, n_groups, visit_order, jitter):
     numpy.ndarray
         float64 ``(n,)`` uniforms in ``[0, 1)``.
     """
+    n_rows = len(groups)
     sizes = np.zeros(n_groups, dtype=np.int64)
-    for row in range(len(groups)):
+    for row in range(n_rows):
         sizes[groups[row]] += 1
 
+    start = np.zeros(n_groups, dtype=np.int64)
+    for group in range(1, n_groups):
+        start[group] = start[group - 1] + sizes[group - 1]
+
+    # Slot s of a group holds stratum s, then the group's slots are shuffled in place.
+    strata = np.empty(n_rows, dtype=np.int64)
+    for group in range(n_groups):
+        first = start[group]
+        for offset in range(sizes[group]):
+            strata[first + offset] = offset
+
+        for offset in range(sizes[group] - 1, 0, -1):
+            other = min(int(shuffle[first + offset] * (offset + 1)), offset)
+            swapped = strata[first + other]
+            strata[first + other] = strata[first + offset]
+            strata[first + offset] = swapped
+
+    # Rows take their group's slots in row order.
     taken = np.zeros(n_groups, dtype=np.int64)
-    uniforms = np.empty(len(groups), dtype=np.float64)
-    for position in range(len(visit_order)):
-        row = visit_order[position]
+    uniforms = np.empty(n_rows, dtype=np.float64)
+    for row in range(n_rows):
         group = groups[row]
-        uniforms[row] = (taken[group] + jitter[row]) / sizes[group]
+        stratum = strata[start[group] + taken[group]]
         taken[group] += 1
+        uniforms[row] = (stratum + jitter[row]) / sizes[group]
 
     return uniforms
 

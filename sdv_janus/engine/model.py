@@ -394,7 +394,10 @@ class JanusModel:
             states, numbers = drawn[:2]
             allowed = drawn[2] if return_allowed else {}
         else:
-            states = self.sampler_.sample(num_rows, self._rng, self.condition_states(conditions))
+            fixed = self.condition_states(conditions)
+            positions = dict.fromkeys(self._numeric_columns())
+            states = self.sampler_.sample(num_rows, self._rng, fixed, positions)
+            numbers = self._numbers_at(states, positions, conditions)
 
         output = self._decode(states, numbers, conditions)
         return (output, allowed) if return_allowed else output
@@ -414,6 +417,20 @@ class JanusModel:
                 atoms.append(Linear(((name, -1.0),), number, False, label))
 
         return atoms
+
+    def _numeric_columns(self):
+        return [i for i, codec in enumerate(self.codecs_) if codec.spec.kind != CATEGORICAL]
+
+    def _numbers_at(self, states, positions, conditions):
+        """Numbers of the columns whose positions inside their states the draw kept."""
+        numbers = {}
+        for index in list(positions):
+            position = positions.pop(index)  # freed column by column
+            codec = self.codecs_[index]
+            if position is not None and codec.spec.name not in conditions:
+                numbers[codec.spec.name] = codec.decode_numbers(states[:, index], position)
+
+        return numbers
 
     def _decode(self, states, numbers, conditions):
         """States (and numbers already drawn under constraints) to raw values."""

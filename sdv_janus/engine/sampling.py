@@ -9,12 +9,14 @@ conditioned states under its leaves, and the output rows are resampled from the 
 proportion to those weights.
 """
 
+import functools
 import logging
 
 import networkx as nx
 import numpy as np
 
-from sdv_janus.engine._kernels import draw_states, stratified_uniforms
+from sdv_janus.engine._blocks import by_row_blocks
+from sdv_janus.engine._kernels import draw_states, positions_in_states, stratified_uniforms
 from sdv_janus.engine.counts import state_dtype
 
 LOGGER = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class StateSampler:
         self.cumulative = [np.cumsum(predictive, axis=1) for predictive in self.predictive]
         self._log_predictive = [np.log(predictive) for predictive in self.predictive]
 
-    def sample(self, n_rows, rng, fixed=None):
+    def sample(self, n_rows, rng, fixed=None, positions=None):
         """Draw ``n_rows`` encoded rows.
 
         Parameters
@@ -62,6 +64,9 @@ class StateSampler:
             Source of randomness.
         fixed : dict of int to int, optional
             Column index to the state every row must take.
+        positions : dict of int to None, optional
+            Columns whose positions inside their drawn states to keep (see ``forward``);
+            filled only when no condition needs resampling.
 
         Returns
         -------
@@ -71,7 +76,8 @@ class StateSampler:
         fixed = fixed or {}
         upstream = self._upstream_of(fixed)
         if not upstream:
-            return self.forward(np.empty((n_rows, len(self.trees)), self.dtype), rng, fixed)
+            states = np.empty((n_rows, len(self.trees)), self.dtype)
+            return self.forward(states, rng, fixed, positions=positions)
 
         chunk = max(1, _POOL_ROWS_PER_CHUNK // self.candidates_per_row)
         if n_rows > chunk:
@@ -102,7 +108,7 @@ class StateSampler:
 
         return ancestors - set(fixed)
 
-    def forward(self, states, rng, fixed=None, columns=None, skip=()):
+    def forward(self, states, rng, fixed=None, columns=None, skip=(), positions=None):
         """Fill ``states`` column by column in topological order.
 
         Parameters
@@ -117,6 +123,11 @@ class StateSampler:
             Only these columns are drawn (all by default).
         skip : collection of int, optional
             These columns are left as they are.
+        positions : dict of int to None, optional
+            For each column key drawn, the value is set to the float64 ``(n_rows,)`` position
+            of every row's uniform inside the slice of its leaf distribution that chose its
+            state: a Uniform(0, 1) independent of the state, which places a number inside its
+            bin with no further draw.
         """
         fixed = fixed or {}
         for column in self.order:
@@ -129,7 +140,13 @@ class StateSampler:
 
             leaves = self.trees[column].leaves_of(states)
             uniforms = stratified_draws(leaves, self.trees[column].n_leaves, rng)
-            states[:, column] = draw_states(self.cumulative[column], leaves, uniforms)
+            draw = functools.partial(draw_states, self.cumulative[column])
+            drawn = by_row_blocks(draw, leaves, uniforms)
+            states[:, column] = drawn
+            if positions is not None and column in positions:
+                place = functools.partial(positions_in_states, self.cumulative[column])
+                positions[column] = by_row_blocks(place, leaves, uniforms, drawn)
+
             if not fixed:
                 self._cover_rare_states(states, column, leaves)
 
@@ -173,9 +190,11 @@ class StateSampler:
 
 def stratified_draws(groups, n_groups, rng):
     """Uniforms stratified within each group of rows (see ``stratified_uniforms``)."""
-    visit_order = rng.permutation(len(groups)).astype(np.int64)
-    jitter = rng.random(len(groups))
-    return stratified_uniforms(groups.astype(np.int32), n_groups, visit_order, jitter)
+    shuffle, jitter = rng.random((2, len(groups)))
+    if groups.dtype not in (np.int8, np.int16, np.int32):
+        groups = groups.astype(np.int32)
+
+    return stratified_uniforms(np.ascontiguousarray(groups), n_groups, shuffle, jitter)
 
 
 def _resample(log_weights, n_draws, rng):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdv_janus.engine._blocks import by_row_blocks
 from sdv_janus.engine._kernels import best_splits, route_rows
 from sdv_janus.engine.counts import ArrayCounts, SplitRequest, SplitSearch
 
@@ -101,15 +102,18 @@ class BayesianTree:
         if states.dtype not in (np.int8, np.int16, np.int32):
             states = states.astype(np.int32)
 
-        return route_rows(
-            np.ascontiguousarray(states),
-            self.feature,
-            self.left,
-            self.right,
-            self.mask_offset,
-            self.go_left,
-            self.leaf_of_node,
-        )
+        def route(block):
+            return route_rows(
+                block,
+                self.feature,
+                self.left,
+                self.right,
+                self.mask_offset,
+                self.go_left,
+                self.leaf_of_node,
+            )
+
+        return by_row_blocks(route, np.ascontiguousarray(states))
 
 
 @dataclass

@@ -51,10 +51,22 @@ def test_draw_states_inverts_the_cumulative_distribution():
 def test_stratified_uniforms_put_one_draw_in_each_stratum():
     rng = np.random.default_rng(2)
     groups = rng.integers(0, 5, size=1000).astype(np.int32)
-    uniforms = stratified_uniforms(
-        groups, 5, rng.permutation(1000).astype(np.int64), rng.random(1000)
-    )
+    uniforms = stratified_uniforms(groups, 5, rng.random(1000), rng.random(1000))
     for group in range(5):
         members = uniforms[groups == group]
         strata = np.floor(members * len(members)).astype(int)
         np.testing.assert_array_equal(np.sort(strata), np.arange(len(members)))
+
+
+def test_stratified_uniforms_assign_strata_by_a_uniform_permutation():
+    """Every order of a group's strata over its rows is equally likely (Fisher-Yates)."""
+    rng = np.random.default_rng(3)
+    groups = np.array([1, 0, 1, 1, 0], dtype=np.int8)
+    orders = []
+    for _ in range(6000):
+        uniforms = stratified_uniforms(groups, 2, rng.random(5), rng.random(5))
+        orders.append(tuple(np.floor(uniforms[groups == 1] * 3).astype(int)))
+
+    _, counts = np.unique(orders, axis=0, return_counts=True)
+    assert len(counts) == 6
+    np.testing.assert_allclose(counts / 6000, 1 / 6, atol=0.02)
