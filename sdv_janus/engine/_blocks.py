@@ -1,4 +1,4 @@
-"""Run a row-wise numba kernel over blocks of rows on every core.
+"""Run GIL-releasing numba work on every core: row blocks of one kernel, or independent tasks.
 
 The kernels release the GIL (``nogil=True``) and treat rows independently, so a large call is
 split into one contiguous block of rows per core, each block runs in a thread, and the outputs
@@ -67,3 +67,20 @@ def by_row_blocks(function, *row_arrays):
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
     return np.concatenate([future.result() for future in futures])
+
+
+def map_in_threads(function, items):
+    """``[function(item) for item in items]``, the calls spread over one thread per core.
+
+    For independent tasks whose time is spent in GIL-releasing kernels (growing the trees of
+    different columns). The results are in the order of ``items`` and do not depend on the
+    number of threads. A pool of its own is used, so ``function`` may call
+    :func:`by_row_blocks`.
+    """
+    items = list(items)
+    n_workers = min(_n_workers(), len(items))
+    if n_workers <= 1:
+        return [function(item) for item in items]
+
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="janus-task") as pool:
+        return list(pool.map(function, items))

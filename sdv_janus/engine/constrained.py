@@ -257,7 +257,7 @@ class ConstrainedSampler:
         self.model = model
         self.plans = plans
         self.candidates_per_row = candidates_per_row
-        self.constrained = self._constrained_columns()
+        self.constrained = self._constrained_columns() - self._columns_never_cut()
         self.interval_columns = {
             self.model.columns.index(column)
             for plan in self.plans
@@ -282,6 +282,33 @@ class ConstrainedSampler:
                         names.update(getattr(rule, "coefficients", None) or rule.columns)
 
         return {self.model.columns.index(name) for name in names}
+
+    def _columns_never_cut(self):
+        """Indices of the columns whose rules, in every case, admit every value they can take.
+
+        Such a column is bound only by constant bounds on itself (``Age >= 21`` where no
+        training value is below 21), is read by no other column's rule and sits in no table:
+        it is drawn as sampling without rules draws it, with no weight and no case tracking.
+        """
+        shared = set()
+        for plan in self.plans:
+            for rules in plan.linear_by_column.values():
+                shared.update(
+                    name
+                    for rule in rules
+                    if len(rule.coefficients) > 1
+                    for name in rule.coefficients
+                )
+            for rules in plan.tables_by_column.values():
+                shared.update(name for rule in rules for name in rule.columns)
+
+        never_cut = set()
+        for name in {name for plan in self.plans for name in plan.linear_by_column} - shared:
+            knots = self.model.codecs_[self.model.columns.index(name)].encoder.knots_
+            if all(_holds_every_value(_bounds(plan, name, {}, 1), knots) for plan in self.plans):
+                never_cut.add(self.model.columns.index(name))
+
+        return never_cut
 
     def candidates_needed(self, rng):
         """Number ``K`` of candidates per row: enough that no candidate must be kept twice.

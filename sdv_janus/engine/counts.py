@@ -11,7 +11,8 @@ After encoding, the fit reads the table only through a *counts source*, an objec
   function, whatever the source) in those tables; :func:`search_in_batches` does it from
   ``split_tables`` a bounded number of nodes at a time, and :class:`ArrayCounts` counts and
   searches node by node in one pass, without holding every table;
-- ``mapped(state_maps)``: the same table with each column's states relabelled (coarsened).
+- ``mapped(state_maps)``: the same table with each column's states relabelled (coarsened);
+- ``grows_trees_in_threads``: whether several trees may read the source at once, from threads.
 
 All of these are sums over rows, so a table split into chunks gives the same answers as the whole
 table when the chunks' answers are added: :func:`compute_family_tables` and
@@ -275,6 +276,9 @@ class ArrayCounts:
     states : numpy.ndarray
         int8, int16 or int32 ``(n_rows, n_columns)`` encoded table.
     """
+
+    # The kernels release the GIL and only read the table: trees grow in parallel threads.
+    grows_trees_in_threads = True
 
     def __init__(self, states):
         self.states = np.ascontiguousarray(states)

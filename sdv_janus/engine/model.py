@@ -10,6 +10,7 @@ import time
 import networkx as nx
 import numpy as np
 
+from sdv_janus.engine._blocks import map_in_threads
 from sdv_janus.engine.constrained import (
     ConstrainedSampler,
     ConstraintPlanner,
@@ -173,16 +174,7 @@ class JanusModel:
         self.determined_totals_ = self._determined_totals(holds_on_training_rows)
         self.order_, candidates = self._order_and_candidates(source)
         LOGGER.info("Ordered the columns in %.2fs", time.perf_counter() - started)
-        self.trees_ = [None] * len(self.codecs_)
-        for column in self.order_:
-            self.trees_[column] = grow_tree(
-                source,
-                column,
-                candidates[column],
-                self.n_states_,
-                self.ordered_,
-                self.tree_settings,
-            )
+        self.trees_ = self._grow_trees(source, candidates)
 
         self.graph_ = _graph_of_trees(self.trees_)
         LOGGER.info("Graph has %d edges", self.graph_.number_of_edges())
@@ -192,6 +184,21 @@ class JanusModel:
         self._constrained_sampler = self._build_constrained_sampler(self.constraints_)
         LOGGER.info("Fitted trees in %.2fs", time.perf_counter() - started)
         return self
+
+    def _grow_trees(self, source, candidates):
+        """One tree per column; in parallel threads where the source allows it."""
+
+        def grow(column):
+            settings = self.tree_settings
+            return grow_tree(
+                source, column, candidates[column], self.n_states_, self.ordered_, settings
+            )
+
+        columns = range(len(self.codecs_))
+        if getattr(source, "grows_trees_in_threads", False):
+            return map_in_threads(grow, columns)
+
+        return [grow(column) for column in columns]
 
     def encode(self, columns):
         """Encode raw columns into an ``(n_rows, n_columns)`` state matrix.
