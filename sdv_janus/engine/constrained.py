@@ -464,19 +464,10 @@ class ConstrainedSampler:
             self._draw_uncut_column(draw, column, leaves, uniforms)
             return
 
-        for cut in cuts:
-            if cut.mass_in is None:
-                cut.mass_in = np.ones((n_rows, codec.n_states))
-
-        probabilities = predictive[leaves]
-
         totals = np.column_stack([cut.n_live * cut.mass for cut in cuts])
         chosen = _pick_cut(totals, np.column_stack([cut.n_live for cut in cuts]), draw.rng)
-        bounds, mass_in, mass = _chosen_cut(cuts, chosen)
-
-        tree = self.model.trees_[column]
-        drawn, values, inside = _draw_from_interval(
-            codec, probabilities, tree.prior, bounds, mass_in, mass, uniforms, draw.rng
+        drawn, values, inside = self._draw_inside_chosen_cuts(
+            column, cuts, chosen, leaves, uniforms, draw.rng
         )
         holding = np.zeros(n_rows)
         for index, cut in enumerate(cuts):
@@ -492,6 +483,34 @@ class ConstrainedSampler:
         draw.numbers[name] = values
         if draw.record_allowed:
             draw.allowed[column] = inside
+
+    def _draw_inside_chosen_cuts(self, column, cuts, chosen, leaves, uniforms, rng):
+        """Draw each row's state and value inside the interval of the cut chosen for it."""
+        codec = self.model.codecs_[column]
+        predictive = self.model.sampler_.predictive[column]
+        prior = self.model.trees_[column].prior
+        n_rows = len(leaves)
+        drawn = np.zeros(n_rows, dtype=np.int32)
+        values = np.zeros(n_rows)
+        inside = np.zeros((n_rows, codec.n_states), dtype=bool)
+        for index, cut in enumerate(cuts):
+            rows = np.flatnonzero(chosen == index)
+            if len(rows) == 0:
+                continue
+
+            bounds = [end[rows] for end in cut.bounds]
+            drawn[rows], values[rows], inside[rows] = _draw_from_interval(
+                codec,
+                predictive[leaves[rows]],
+                prior,
+                bounds,
+                cut.mass_in_of(rows, codec.n_states),
+                cut.mass[rows],
+                uniforms[rows],
+                rng,
+            )
+
+        return drawn, values, inside
 
     def _draw_uncut_column(self, draw, column, leaves, uniforms):
         """Draw a numerical column that no live case cuts, as sampling without rules does."""
@@ -531,9 +550,16 @@ class _IntervalCut:
     def __init__(self, cases, bounds, mass_in, mass, n_live):
         self.cases = cases
         self.bounds = bounds
-        self.mass_in = mass_in
+        self.mass_in = mass_in  # (n_rows, n_states), (1, n_states) if shared, or None: uncut
         self.mass = mass
         self.n_live = n_live
+
+    def mass_in_of(self, rows, n_states):
+        """Per-state masses inside the interval for ``rows``, broadcastable to their shape."""
+        if self.mass_in is None:
+            return np.ones((1, n_states))
+
+        return self.mass_in if len(self.mass_in) == 1 else self.mass_in[rows]
 
     @classmethod
     def of(cls, plan, cases, codec, predictive, leaves, draw):
@@ -549,7 +575,11 @@ class _IntervalCut:
             # No live row is cut: its masses are those of the untruncated leaf.
             return cls(cases, bounds, None, live.astype(float), n_live)
 
-        if len(partial) == n_rows:
+        if _same_on_every_row(bounds):
+            # Constant bounds (a scalar rule): one row of masses serves every candidate.
+            mass_in = interval_mass(encoder.knots_, *(end[:1] for end in bounds), encoder.n_states)
+            mass = (predictive @ mass_in[0])[leaves]
+        elif len(partial) == n_rows:
             mass_in = interval_mass(encoder.knots_, *bounds, encoder.n_states)
             mass = np.einsum("ij,ij->i", predictive[leaves], mass_in)
         else:
@@ -577,6 +607,11 @@ class _IntervalCut:
         above = np.where(low_strict, values > low, values >= low)
         below = np.where(high_strict, values < high, values <= high)
         return (above & below) | np.isnan(values)
+
+
+def _same_on_every_row(bounds):
+    """Whether every row has the same interval (both ends and their strictness)."""
+    return all(len(end) > 0 and (end == end[0]).all() for end in bounds)
 
 
 def _holds_every_value(bounds, knots):
@@ -608,22 +643,6 @@ def _pick_cut(totals, n_live, rng):
     points = rng.random(len(weights)) * cumulative[:, -1]
     chosen = (cumulative <= points[:, None]).sum(axis=1)
     return np.minimum(chosen, weights.shape[1] - 1)
-
-
-def _chosen_cut(cuts, chosen):
-    """The bounds, per-state masses and total mass of each row's chosen cut."""
-    last = cuts[-1]
-    bounds = [end.copy() for end in last.bounds]
-    mass_in, mass = last.mass_in.copy(), last.mass.copy()
-    for index, cut in enumerate(cuts[:-1]):
-        rows = chosen == index
-        for target, source in zip(bounds, cut.bounds, strict=True):
-            np.copyto(target, source, where=rows)
-
-        np.copyto(mass_in, cut.mass_in, where=rows[:, None])
-        np.copyto(mass, cut.mass, where=rows)
-
-    return bounds, mass_in, mass
 
 
 def _concatenate_dicts(parts):
@@ -660,6 +679,7 @@ def _draw_from_interval(codec, probabilities, prior, bounds, mass_in, mass, unif
     encoder = codec.encoder
     low, high, low_strict, high_strict = bounds
     weights = probabilities * mass_in
+    mass_in = np.broadcast_to(mass_in, weights.shape)  # a shared row serves every row
 
     # A single feasible value (an equality, or a condition): the value is fixed.
     single = np.isfinite(low) & (high - low <= 1e-12 * np.maximum(1.0, np.abs(low)))

@@ -134,3 +134,23 @@ def test_alternatives_follow_the_model_restricted_to_their_union():
         expected = np.histogram(reference[name], bins)[0] / len(reference[name])
         observed = np.histogram(kept[name], bins)[0] / len(kept[name])
         assert 0.5 * np.abs(observed - expected).sum() < 0.02
+
+
+def test_bounds_that_admit_every_training_value_leave_the_column_uncut():
+    rng = np.random.default_rng(4)
+    parent = rng.choice(["a", "b"], size=5000)
+    value = np.where(parent == "a", rng.uniform(10, 20, 5000), rng.uniform(15, 30, 5000))
+    columns = {"parent": parent, "value": value}
+    specs = [ColumnSpec("parent", "categorical"), ColumnSpec("value", "numerical")]
+    graph = nx.DiGraph([("parent", "value")])
+    loose = Linear((("value", 1.0),), -5.0, False, "value >= 5")
+    binding = Linear((("value", 1.0),), -18.0, False, "value >= 18")
+
+    loose_model = JanusModel(graph=graph).fit(columns, specs, [loose])
+    binding_model = JanusModel(graph=graph).fit(columns, specs, [binding])
+
+    assert loose_model._constrained_sampler.constrained == set()
+    assert loose_model._constrained_sampler.needed == set()
+    assert binding_model._constrained_sampler.constrained == {1}
+    binding_model.set_random_state(0)
+    assert np.all(binding_model.sample(5000)["value"] >= 18)
