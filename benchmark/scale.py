@@ -216,8 +216,8 @@ def write_report(output: Path, rows: list[dict], command: str) -> None:
     lines = [
         "# Scale: fit, sample and peak memory against table size",
         "",
-        f"Command: `{command}` (single-threaded BLAS and numba:",
-        "`OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1`).",
+        f"Command: `{command}`, with no thread caps: each synthesizer may use every core",
+        "(JANUS runs its row kernels in one thread per core; GaussianCopula's BLAS is threaded).",
         "",
         "Rows drawn with replacement from the real table (seed 0), row-id key dropped; each job",
         "in a fresh process; the sample has as many rows as the fit. Peak RSS is the process's",

@@ -118,6 +118,10 @@ class SplitRequest:
         """Cells of the answer."""
         return self.n_slots * int(self.offsets[-1]) * self.n_child
 
+    def kernel_arguments(self):
+        """The fields, in the order the counting kernels take them after the states."""
+        return tuple(getattr(self, field.name) for field in dataclasses.fields(self))
+
 
 @dataclass
 class SplitSearch:
@@ -243,20 +247,7 @@ def _sparse_family_table(states, family, sizes):
 
 def compute_split_tables(states, request):
     """int32 ``(n_slots, n_parent_states, n_child)`` split tables over one chunk."""
-    return count_split_tables(
-        np.ascontiguousarray(states),
-        request.feature,
-        request.left,
-        request.right,
-        request.mask_offset,
-        request.go_left,
-        request.slot_of_node,
-        request.child,
-        request.parents,
-        request.offsets,
-        request.n_slots,
-        request.n_child,
-    )
+    return count_split_tables(np.ascontiguousarray(states), *request.kernel_arguments())
 
 
 def map_states(states, state_maps):
@@ -300,17 +291,7 @@ class ArrayCounts:
         """Best split of every open node, counted and searched node by node in one pass."""
         return count_and_split(
             self.states,
-            request.feature,
-            request.left,
-            request.right,
-            request.mask_offset,
-            request.go_left,
-            request.slot_of_node,
-            request.child,
-            request.parents,
-            request.offsets,
-            request.n_slots,
-            request.n_child,
+            *request.kernel_arguments(),
             search.node_counts,
             search.ordered,
             search.prior,
