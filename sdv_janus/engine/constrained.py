@@ -467,7 +467,7 @@ class ConstrainedSampler:
         totals = np.column_stack([cut.n_live * cut.mass for cut in cuts])
         chosen = _pick_cut(totals, np.column_stack([cut.n_live for cut in cuts]), draw.rng)
         drawn, values, inside = self._draw_inside_chosen_cuts(
-            column, cuts, chosen, leaves, uniforms, draw.rng
+            column, cuts, chosen, leaves, uniforms, draw
         )
         holding = np.zeros(n_rows)
         for index, cut in enumerate(cuts):
@@ -484,31 +484,37 @@ class ConstrainedSampler:
         if draw.record_allowed:
             draw.allowed[column] = inside
 
-    def _draw_inside_chosen_cuts(self, column, cuts, chosen, leaves, uniforms, rng):
-        """Draw each row's state and value inside the interval of the cut chosen for it."""
+    def _draw_inside_chosen_cuts(self, column, cuts, chosen, leaves, uniforms, draw):
+        """Draw each row's state and value inside the interval of the cut chosen for it.
+
+        Also returns, when ``draw`` records them, the states each row's cut allowed (else None).
+        """
         codec = self.model.codecs_[column]
         predictive = self.model.sampler_.predictive[column]
         prior = self.model.trees_[column].prior
         n_rows = len(leaves)
         drawn = np.zeros(n_rows, dtype=np.int32)
         values = np.zeros(n_rows)
-        inside = np.zeros((n_rows, codec.n_states), dtype=bool)
+        inside = np.zeros((n_rows, codec.n_states), dtype=bool) if draw.record_allowed else None
         for index, cut in enumerate(cuts):
             rows = np.flatnonzero(chosen == index)
             if len(rows) == 0:
                 continue
 
+            mass_in = cut.mass_in_of(rows, codec.n_states)
             bounds = [end[rows] for end in cut.bounds]
-            drawn[rows], values[rows], inside[rows] = _draw_from_interval(
+            drawn[rows], values[rows], fixed = _draw_from_interval(
                 codec,
                 predictive[leaves[rows]],
                 prior,
                 bounds,
-                cut.mass_in_of(rows, codec.n_states),
+                mass_in,
                 cut.mass[rows],
                 uniforms[rows],
-                rng,
+                draw.rng,
             )
+            if inside is not None:
+                inside[rows] = _allowed_states(mass_in, drawn[rows], fixed)
 
         return drawn, values, inside
 
@@ -675,7 +681,11 @@ def _draw_from_set(probabilities, prior, mask, uniforms):
 
 
 def _draw_from_interval(codec, probabilities, prior, bounds, mass_in, mass, uniforms, rng):
-    """Draw states and values of a numerical column inside each row's feasible interval."""
+    """Draw states and values of a numerical column inside each row's feasible interval.
+
+    Returns the states, the values, and which rows' values were fixed or drawn by the fallback
+    (uniformly inside the interval) rather than from the leaf.
+    """
     encoder = codec.encoder
     low, high, low_strict, high_strict = bounds
     weights = probabilities * mass_in
@@ -702,11 +712,15 @@ def _draw_from_interval(codec, probabilities, prior, bounds, mass_in, mass, unif
     values[drawn == encoder.missing_state] = np.nan
     values = _round_inward(codec, values, low, high, low_strict, high_strict)
 
-    # The states each row's cut allowed; a fixed or fallback value allows only its own state.
-    inside = mass_in > 0
-    inside[uniform] = False
-    inside[uniform, drawn[uniform]] = True
-    return drawn, values, inside
+    return drawn, values, uniform
+
+
+def _allowed_states(mass_in, drawn, fixed):
+    """The states each row's cut allowed; a fixed or fallback value allows only its own state."""
+    inside = np.broadcast_to(mass_in > 0, (len(drawn), mass_in.shape[1])).copy()
+    inside[fixed] = False
+    inside[fixed, drawn[fixed]] = True
+    return inside
 
 
 def _bounds(plan, name, numbers, n_rows):
