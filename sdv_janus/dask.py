@@ -42,7 +42,12 @@ from sdv_janus.engine.counts import (
     map_states,
     search_in_batches,
 )
-from sdv_janus.engine.model import distinct_rows, fill_training_rows, holds_on_every_row
+from sdv_janus.engine.model import (
+    distinct_rows,
+    fill_training_rows,
+    holds_on_every_row,
+    rule_columns,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -124,7 +129,7 @@ def fit_model(model, frame, specs, constraints=()):
     return model.fit_counts(
         DaskCounts.from_frame(frame, model),
         rules,
-        lambda atom: _holds_on_every_dask_row(frame, atom, model),
+        lambda formula: _holds_on_every_dask_row(frame, formula, model),
     )
 
 
@@ -310,15 +315,16 @@ def _distinct_dask_rows(frame, names):
     return distinct_rows({name: distinct[name].to_numpy() for name in names}, names)
 
 
-def _holds_on_every_dask_row(frame, atom, model):
-    """Whether a linear atom holds on every row of every partition."""
+def _holds_on_every_dask_row(frame, formula, model):
+    """Whether a formula holds on every row of every partition."""
     codecs = {codec.spec.name: codec for codec in model.codecs_}
     check = dask.delayed(_holds_in_partition, pure=True)
-    names = [name for name, _ in atom.coefficients]
-    return all(dask.compute(*[check(part[names], atom, codecs) for part in frame.to_delayed()]))
+    names = rule_columns(formula)
+    parts = frame[names].to_delayed()
+    return all(dask.compute(*[check(part, formula, codecs) for part in parts]))
 
 
-def _holds_in_partition(part, atom, codecs):
-    """Whether a linear atom holds on every row of one partition of raw columns."""
+def _holds_in_partition(part, formula, codecs):
+    """Whether a formula holds on every row of one partition of raw columns."""
     columns = {name: part[name].to_numpy() for name in part.columns}
-    return holds_on_every_row(atom, columns, codecs)
+    return holds_on_every_row(formula, columns, codecs)

@@ -18,10 +18,11 @@ inside the union of those cases' cuts, and the weight gains the mass of that uni
 therefore never chosen blindly ahead of the values that decide it, and a rule that the model
 rarely breaks leaves the weights nearly equal.
 
-The total of an identity (``total == a + b + c``) that every training row satisfies is drawn
-after its parts and is their sum. Its weight is left out: the data make the total a function of
-the parts, and the density the model's tree puts at each sum only estimates that function, so
-weighting by it would add noise to the parts' distribution, not remove bias.
+A rule that every training row satisfies adds no weight: the data hold it with certainty, so
+conditioning on it leaves their distribution as it is, and the mass the model's leaf puts
+outside its cut measures only the model's error. Its truncations still make every row valid.
+Conditions, and rules the training data break, weigh as above. The total of an identity
+(``total == a + b + c``) is drawn after its parts, so it is their sum.
 
 Columns that no rule mentions and that are not ancestors of one are drawn afterwards, once per
 output row, from their untruncated trees.
@@ -214,7 +215,7 @@ class ConstraintPlanner:
 
     def _check_columns(self, formula):
         """Every column is modelled and of the kind the atom needs."""
-        for atom in _atoms_of(formula):
+        for atom in atoms_of(formula):
             for column in getattr(atom, "columns", ()):
                 if column not in self._codec:
                     raise ValueError(
@@ -230,14 +231,15 @@ class ConstraintPlanner:
                     )
 
 
-def _atoms_of(formula):
+def atoms_of(formula):
+    """The atoms of a formula, in order (once per occurrence)."""
     if isinstance(formula, (Linear, InSet, AllowedTuples)):
         yield formula
     elif hasattr(formula, "items"):
         for item in formula.items:
-            yield from _atoms_of(item)
+            yield from atoms_of(item)
     else:
-        yield from _atoms_of(formula.item)
+        yield from atoms_of(formula.item)
 
 
 class ConstrainedSampler:
@@ -251,13 +253,17 @@ class ConstrainedSampler:
         Disjoint cases; a candidate may end in any one of them.
     candidates_per_row : int
         Largest number ``K`` of valid candidates drawn per output row.
+    confirmed_rules : set of str, default=frozenset()
+        Names of the rules that every training row satisfies; the cuts they alone make carry
+        no weight.
     """
 
-    def __init__(self, model, plans, candidates_per_row):
+    def __init__(self, model, plans, candidates_per_row, confirmed_rules=frozenset()):
         self.model = model
         self.plans = plans
         self.candidates_per_row = candidates_per_row
         self.constrained = self._constrained_columns() - self._columns_never_cut()
+        self.weighted = self._columns_weighted(confirmed_rules) & self.constrained
         self.interval_columns = {
             self.model.columns.index(column)
             for plan in self.plans
@@ -280,6 +286,24 @@ class ConstrainedSampler:
                 for rules in by_column.values():
                     for rule in rules:
                         names.update(getattr(rule, "coefficients", None) or rule.columns)
+
+        return {self.model.columns.index(name) for name in names}
+
+    def _columns_weighted(self, confirmed_rules):
+        """Indices of the columns cut, in some case, by a rule the training data do not confirm.
+
+        A rule that every training row satisfies holds with certainty in the distribution the
+        model estimates, so conditioning on it changes nothing there: where the model's leaf
+        puts mass outside such a rule's cut, that is the model's error, and weighting the
+        ancestors by the mass inside would spread the error upstream. Rules derived by the
+        back-filling carry the names of the rules they come from; training ranges have none.
+        """
+        names = set()
+        for plan in self.plans:
+            for by_column in (plan.linear_by_column, plan.tables_by_column):
+                for name, rules in by_column.items():
+                    if any(not rule.names <= confirmed_rules for rule in rules):
+                        names.add(name)
 
         return {self.model.columns.index(name) for name in names}
 
@@ -317,8 +341,12 @@ class ConstrainedSampler:
         one; the cap biases the output only where a weight exceeds ``K`` times the mean. A pilot
         draw estimates the weights: when they are nearly equal (the rules rarely bind) a single
         candidate per row is kept as drawn; otherwise ``K`` covers the pilot's 99.9th
-        percentile weight relative to the mean, up to ``candidates_per_row``.
+        percentile weight relative to the mean, up to ``candidates_per_row``. Without weighted
+        columns every candidate weighs the same and no pilot is drawn.
         """
+        if not self.weighted:
+            return 1
+
         log_weights = self._draw_candidates(_PILOT_ROWS, rng)[2]
         finite = log_weights[np.isfinite(log_weights)]
         if len(finite) == 0:
@@ -436,7 +464,8 @@ class ConstrainedSampler:
         tree = self.model.trees_[column]
         drawn, log_mass = _draw_from_set(probabilities, tree.prior, union, uniforms)
         draw.states[:, column] = drawn
-        draw.log_weights += log_mass
+        if column in self.weighted:
+            draw.log_weights += log_mass
         for mask, cases in masks:
             if mask is not None:
                 draw.live[:, cases] &= mask[np.arange(n_rows), drawn][:, None]
@@ -475,7 +504,7 @@ class ConstrainedSampler:
             holding += cut.n_live * holds
             draw.live[:, cut.cases] &= holds[:, None]
 
-        if column not in self.model.determined_totals_:
+        if column in self.weighted:
             with np.errstate(divide="ignore"):
                 draw.log_weights += np.log(totals.sum(axis=1)) - np.log(np.maximum(holding, 1.0))
 

@@ -14,11 +14,18 @@ from sdv_janus.engine._blocks import map_in_threads
 from sdv_janus.engine.constrained import (
     ConstrainedSampler,
     ConstraintPlanner,
+    atoms_of,
     check_linear_feasibility,
 )
 from sdv_janus.engine.counts import ArrayCounts, state_dtype
 from sdv_janus.engine.encoding import CATEGORICAL, ColumnCodec
-from sdv_janus.engine.rules import AllOf, AllowedTuples, InSet, Linear
+from sdv_janus.engine.rules import (
+    AllOf,
+    AllowedTuples,
+    InSet,
+    Linear,
+    disjoint_terms,
+)
 from sdv_janus.engine.sampling import StateSampler, stratified_draws
 from sdv_janus.engine.structure import coarsening_map, learn_structure
 from sdv_janus.engine.trees import TreeSettings, grow_tree
@@ -29,8 +36,8 @@ LOGGER = logging.getLogger(__name__)
 # Columns with more states are drawn from their marginal, outside the graph.
 _MAX_STATES_IN_GRAPH = 1000
 
-# Relative rounding noise forgiven when checking that training rows satisfy an identity.
-_IDENTITY_NOISE = 1e-9
+# Relative rounding noise forgiven when checking that training rows satisfy a linear rule.
+_ROUNDING_NOISE = 1e-9
 
 
 class JanusModel:
@@ -133,7 +140,7 @@ class JanusModel:
         return self.fit_counts(
             ArrayCounts(states),
             rules,
-            lambda atom: holds_on_every_row(atom, columns, codecs_by_name),
+            lambda formula: holds_on_every_row(formula, columns, codecs_by_name),
         )
 
     def new_codecs(self, specs):
@@ -160,9 +167,9 @@ class JanusModel:
             Formulas every sampled row must satisfy, their allowed tuples already filled (see
             :func:`fill_training_rows`).
         holds_on_training_rows : callable, optional
-            Whether a linear atom holds on every training row (see :func:`holds_on_every_row`).
-            An identity ``total == sum of parts`` it confirms is drawn as that sum without
-            reweighting the parts. None trusts no identity.
+            Whether a formula holds on every training row (see :func:`holds_on_every_row`).
+            The truncations a confirmed formula causes are not reweighted (see
+            :mod:`sdv_janus.engine.constrained`). None confirms no formula.
 
         Returns
         -------
@@ -171,7 +178,7 @@ class JanusModel:
         """
         started = time.perf_counter()
         self.constraints_ = list(constraints)
-        self.determined_totals_ = self._determined_totals(holds_on_training_rows)
+        self.rules_true_in_training_ = self._rules_true_in_training(holds_on_training_rows)
         self.order_, candidates = self._order_and_candidates(source)
         LOGGER.info("Ordered the columns in %.2fs", time.perf_counter() - started)
         self.trees_ = self._grow_trees(source, candidates)
@@ -255,28 +262,21 @@ class JanusModel:
 
         return order
 
-    def _determined_totals(self, holds_on_training_rows):
-        """Totals of the identities that every training row satisfies.
+    def _rules_true_in_training(self, holds_on_training_rows):
+        """Names of the constraints that every training row satisfies.
 
-        Drawn after its parts, such a total is their sum: the data say it is a function of
-        them, so the model's own tree for it, which only estimates that function, does not
-        reweight the parts (see :mod:`sdv_janus.engine.constrained`).
+        A name shared with a constraint that some training row breaks is left out, so that a
+        name stands only for rules the data confirm.
         """
         if holds_on_training_rows is None:
-            return set()
+            return frozenset()
 
-        atoms = [atom for formula in self.constraints_ for atom in _linear_atoms(formula)]
-        determined = set()
-        for total, parts in _identities(self.constraints_):
-            members = {total, *parts}
-            if not members <= set(self.columns):
-                continue
+        confirmed, broken = set(), set()
+        for formula in self.constraints_:
+            names = rule_names(formula)
+            (confirmed if holds_on_training_rows(formula) else broken).update(names)
 
-            rules = [atom for atom in atoms if set(atom.columns) == members]
-            if all(holds_on_training_rows(atom) for atom in rules):
-                determined.add(self.columns.index(total))
-
-        return determined
+        return frozenset(confirmed - broken)
 
     def _high_cardinality_columns(self, n_rows):
         """Columns with too many states for the graph; they are drawn from their marginal."""
@@ -363,7 +363,10 @@ class JanusModel:
             return None
 
         plans = ConstraintPlanner(self, formulas).plans()
-        return ConstrainedSampler(self, plans, self.constraint_candidates)
+        added = [formula for formula in formulas if formula not in self.constraints_]
+        unconfirmed = {name for formula in added for name in rule_names(formula)}
+        confirmed = self.rules_true_in_training_ - unconfirmed
+        return ConstrainedSampler(self, plans, self.constraint_candidates, confirmed)
 
     def sample(self, num_rows, conditions=None, constraints=(), return_allowed=False):
         """Draw rows of raw values.
@@ -512,12 +515,60 @@ def _identities(formulas):
     return identities
 
 
-def holds_on_every_row(atom, columns, codecs):
-    """Whether a linear atom holds on every row of ``columns`` where its columns are all known.
+def holds_on_every_row(formula, columns, codecs):
+    """Whether a formula holds on every row of ``columns``, as sampling reads it.
 
-    ``codecs`` maps column names to their fitted :class:`ColumnCodec`, which turns raw values
-    into numbers. Rounding noise up to a relative ``1e-9`` is forgiven.
+    A row satisfies the formula when it satisfies every atom of one of its disjoint terms (see
+    :func:`~sdv_janus.engine.rules.disjoint_terms`). A linear atom holds vacuously where one of
+    its columns is null, and rounding noise up to a relative ``1e-9`` is forgiven. Set and table
+    atoms compare the states the codecs give, as the back-filling plans do.
+
+    Parameters
+    ----------
+    formula : formula of :mod:`sdv_janus.engine.rules`
+        Its tables of combinations already filled.
+    columns : mapping of str to array-like
+        Raw values of (at least) the columns the formula names.
+    codecs : mapping of str to ColumnCodec
+        The fitted codecs of those columns.
+
+    Returns
+    -------
+    bool
     """
+    n_rows = len(next(iter(columns.values())))
+    rows_of_atom = {}
+    satisfied = np.zeros(n_rows, dtype=bool)
+    for term in disjoint_terms(formula):
+        in_term = np.ones(n_rows, dtype=bool)
+        for atom in term:
+            if atom not in rows_of_atom:
+                rows_of_atom[atom] = _rows_satisfying(atom, columns, codecs)
+
+            in_term &= rows_of_atom[atom]
+
+        satisfied |= in_term
+
+    return bool(satisfied.all())
+
+
+def _rows_satisfying(atom, columns, codecs):
+    """Boolean array: the rows that satisfy one atom."""
+    if isinstance(atom, Linear):
+        return _rows_satisfying_linear(atom, columns, codecs)
+
+    if isinstance(atom, InSet):
+        codec = codecs[atom.column]
+        states = codec.encode(columns[atom.column])
+        allowed = codec.encode(np.array(atom.values, dtype=object))
+        inside = np.isin(states, allowed[allowed >= 0])
+        return ~inside if atom.negated else inside
+
+    return _rows_in_table(atom, columns, codecs)
+
+
+def _rows_satisfying_linear(atom, columns, codecs):
+    """Rows where a linear atom holds, vacuously where one of its columns is null."""
     total = np.full(len(next(iter(columns.values()))), atom.constant, dtype=np.float64)
     scale = np.abs(total)
     for name, coefficient in atom.coefficients:
@@ -525,9 +576,39 @@ def holds_on_every_row(atom, columns, codecs):
         total += term
         scale += np.abs(term)
 
-    known = ~np.isnan(total)
-    slack = total[known] + _IDENTITY_NOISE * np.maximum(1.0, scale[known])
-    return bool(np.all(slack > 0 if atom.strict else slack >= 0))
+    # Sums of floats carry rounding noise: a non-strict rule holds within it.
+    with np.errstate(invalid="ignore"):
+        if atom.strict:
+            holds = total > 0
+        else:
+            holds = total + _ROUNDING_NOISE * np.maximum(1.0, scale) >= 0
+
+    return holds | np.isnan(total)
+
+
+def _rows_in_table(atom, columns, codecs):
+    """Rows whose states of the table's columns form one of its allowed combinations."""
+    sizes = [codecs[name].n_states for name in atom.columns]
+    rows = np.array(atom.rows, dtype=object).reshape(-1, len(atom.columns))
+    allowed = np.column_stack(
+        [codecs[name].encode(rows[:, i]) for i, name in enumerate(atom.columns)]
+    )
+    allowed = allowed[(allowed >= 0).all(axis=1)]
+    seen = np.column_stack([codecs[name].encode(columns[name]) for name in atom.columns])
+    known = (seen >= 0).all(axis=1)
+    keys = np.ravel_multi_index(tuple(np.maximum(seen, 0).T), sizes)
+    allowed_keys = np.ravel_multi_index(tuple(allowed.T), sizes)
+    return known & np.isin(keys, allowed_keys)
+
+
+def rule_names(formula):
+    """Names of the atoms of a formula."""
+    return {atom.name for atom in atoms_of(formula)}
+
+
+def rule_columns(formula):
+    """Names of the columns a formula reads, sorted."""
+    return sorted({column for atom in atoms_of(formula) for column in atom.columns})
 
 
 def _linear_atoms(formula):

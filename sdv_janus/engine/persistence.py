@@ -212,7 +212,7 @@ def model_to_state(model):
         "user_graph": None if graph is None else [list(graph.nodes), list(graph.edges)],
         "codecs": codecs,
         "order": [int(column) for column in model.order_],
-        "determined_totals": sorted(int(column) for column in model.determined_totals_),
+        "rules_true_in_training": sorted(model.rules_true_in_training_),
         "constraints": [encode_formula(formula) for formula in model.constraints_],
     }
     return manifest, arrays
@@ -278,7 +278,7 @@ def model_from_state(manifest, arrays):
     model.ordered_ = [codec.encoder.ordered for codec in model.codecs_]
     model.constraints_ = [decode_formula(formula) for formula in manifest["constraints"]]
     model.order_ = list(manifest["order"])
-    model.determined_totals_ = set(manifest["determined_totals"])
+    model.rules_true_in_training_ = frozenset(manifest.get("rules_true_in_training", ()))
     model.trees_ = [
         BayesianTree(**{field: arrays[f"tree{index}.{field}"] for field in _TREE_FIELDS})
         for index in range(len(model.codecs_))

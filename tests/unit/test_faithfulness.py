@@ -154,3 +154,42 @@ def test_bounds_that_admit_every_training_value_leave_the_column_uncut():
     assert binding_model._constrained_sampler.constrained == {1}
     binding_model.set_random_state(0)
     assert np.all(binding_model.sample(5000)["value"] >= 18)
+
+
+def _tight_and_roomy_rows(rng, n_rows):
+    """x <= y on every row: 'tight' rows put y just above x, 'roomy' rows far above it."""
+    parent = rng.choice(["tight", "roomy"], size=n_rows)
+    x = np.where(parent == "tight", rng.uniform(0, 100, n_rows), rng.uniform(0, 40, n_rows))
+    gap = np.where(parent == "tight", rng.uniform(0, 0.5, n_rows), rng.uniform(60, 80, n_rows))
+    return {"parent": parent, "x": x, "y": x + gap}
+
+
+def test_rule_every_training_row_meets_does_not_reweight_the_parent():
+    columns = _tight_and_roomy_rows(np.random.default_rng(11), 20000)
+    specs = [
+        ColumnSpec("parent", "categorical"),
+        ColumnSpec("x", "numerical"),
+        ColumnSpec("y", "numerical"),
+    ]
+    graph = nx.DiGraph([("parent", "x"), ("parent", "y"), ("x", "y")])
+    rule = Linear((("y", 1.0), ("x", -1.0)), 0.0, False, "x <= y")
+    bare = JanusModel(graph=graph).fit(columns, specs)
+    confirmed = JanusModel(graph=graph).fit(columns, specs, [rule])
+    assert confirmed.rules_true_in_training_ == {"x <= y"}
+
+    bare.set_random_state(12)
+    free = bare.sample(40000)
+    tight = free["parent"] == "tight"
+    assert np.mean(free["x"][tight] > free["y"][tight]) > 0.1  # the model's own error
+
+    share = lambda sample: np.mean(sample["parent"] == "tight")  # noqa: E731
+    confirmed.set_random_state(13)
+    kept = confirmed.sample(20000)
+    assert np.all(kept["x"] <= kept["y"])
+    assert abs(share(kept) - share(free)) < 0.02
+
+    # Given only at sampling time, the rule is not known to hold on the training rows: the
+    # parent is weighted by the mass its child keeps, and 'tight' loses share.
+    weighted = bare.sample(20000, constraints=[rule])
+    assert np.all(weighted["x"] <= weighted["y"])
+    assert share(free) - share(weighted) > 0.05

@@ -80,7 +80,7 @@ def test_unknown_tags_are_refused():
         encode_value(object())
 
 
-def test_model_state_keeps_identity_totals_and_samples_the_same():
+def test_model_state_keeps_the_confirmed_rules_and_samples_the_same():
     from sdv_janus.engine import ColumnSpec, JanusModel
     from sdv_janus.engine.persistence import model_from_state, model_to_state
 
@@ -95,10 +95,10 @@ def test_model_state_keeps_identity_totals_and_samples_the_same():
         )
     )
     model = JanusModel().fit(columns, specs, [identity])
-    assert model.determined_totals_ == {2}
+    assert model.rules_true_in_training_ == {"total == a + b"}
 
     copy = model_from_state(*model_to_state(model))
-    assert copy.determined_totals_ == {2}
+    assert copy.rules_true_in_training_ == {"total == a + b"}
     model.set_random_state(3)
     copy.set_random_state(3)
     drawn, again = model.sample(500), copy.sample(500)
@@ -108,7 +108,7 @@ def test_model_state_keeps_identity_totals_and_samples_the_same():
     np.testing.assert_allclose(drawn["total"], drawn["a"] + drawn["b"])
 
 
-def test_identity_the_data_break_is_not_a_determined_total():
+def test_identity_the_data_break_is_not_confirmed():
     from sdv_janus.engine import ColumnSpec, JanusModel
 
     rng = np.random.default_rng(1)
@@ -119,4 +119,4 @@ def test_identity_the_data_break_is_not_a_determined_total():
         Linear((("total", 1.0), ("a", -1.0), ("b", -1.0)), 0.0, False, "total == a + b"),
         Linear((("total", -1.0), ("a", 1.0), ("b", 1.0)), 0.0, False, "total == a + b"),
     ]
-    assert JanusModel().fit(columns, specs, rules).determined_totals_ == set()
+    assert JanusModel().fit(columns, specs, rules).rules_true_in_training_ == set()
