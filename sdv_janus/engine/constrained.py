@@ -30,7 +30,7 @@ output row, from their untruncated trees.
 
 import logging
 import warnings
-from itertools import product
+from itertools import combinations, product
 
 import networkx as nx
 import numpy as np
@@ -342,9 +342,10 @@ class ConstrainedSampler:
         draw estimates the weights: when they are nearly equal (the rules rarely bind) a single
         candidate per row is kept as drawn; otherwise ``K`` covers the pilot's 99.9th
         percentile weight relative to the mean, up to ``candidates_per_row``. Without weighted
-        columns every candidate weighs the same and no pilot is drawn.
+        columns, and with one cut per numerical column, every candidate weighs the same and no
+        pilot is drawn.
         """
-        if not self.weighted:
+        if not self.weighted and not self._several_cuts_on_a_column():
             return 1
 
         log_weights = self._draw_candidates(_PILOT_ROWS, rng)[2]
@@ -363,6 +364,12 @@ class ConstrainedSampler:
             "Weight CV^2 %.4f, top ratio %.2f: K = %d", squared_variation, top_ratio, needed
         )
         return int(np.clip(needed, 2, self.candidates_per_row))
+
+    def _several_cuts_on_a_column(self):
+        """Whether the cases put different intervals on some numerical column."""
+        names = self.model.columns
+        columns = self.constrained & self.interval_columns
+        return any(len(self._case_groups(names[column])) > 1 for column in columns)
 
     def sample(self, n_rows, rng, record_allowed=False):
         """Draw ``n_rows`` valid rows.
@@ -479,7 +486,9 @@ class ConstrainedSampler:
         A live case is picked in proportion to the mass its interval holds, and the value is
         drawn inside that interval. The weight gains the summed mass over the live cases,
         divided by the number of live cases whose interval holds the value (intervals may
-        overlap), which keeps the weights exact for the union of the cases.
+        overlap), which keeps the weights exact for the union of the cases. For a column only
+        confirmed rules cut, a live cut that holds every other is the union itself: it is
+        picked, and nothing needs undoing.
         """
         codec = self.model.codecs_[column]
         name = codec.spec.name
@@ -495,6 +504,11 @@ class ConstrainedSampler:
 
         totals = np.column_stack([cut.n_live * cut.mass for cut in cuts])
         chosen = _pick_cut(totals, np.column_stack([cut.n_live for cut in cuts]), draw.rng)
+        covering = np.full(n_rows, -1)
+        if column not in self.weighted and len(cuts) > 1:
+            covering = _covering_cut(cuts, codec.encoder.knots_)
+            chosen = np.where(covering >= 0, covering, chosen)
+
         drawn, values, inside = self._draw_inside_chosen_cuts(
             column, cuts, chosen, leaves, uniforms, draw
         )
@@ -504,14 +518,40 @@ class ConstrainedSampler:
             holding += cut.n_live * holds
             draw.live[:, cut.cases] &= holds[:, None]
 
-        if column in self.weighted:
-            with np.errstate(divide="ignore"):
-                draw.log_weights += np.log(totals.sum(axis=1)) - np.log(np.maximum(holding, 1.0))
+        draw.log_weights += self._interval_log_weights(
+            column, cuts, leaves, totals, holding, covering
+        )
 
         draw.states[:, column] = drawn
         draw.numbers[name] = values
         if draw.record_allowed:
             draw.allowed[column] = inside
+
+    def _interval_log_weights(self, column, cuts, leaves, totals, holding, covering):
+        """Log weights of a numerical column drawn by :meth:`_draw_interval_column`.
+
+        A cut is picked in proportion to its mass and the value drawn inside it, so a value
+        that several live cuts hold is drawn that much more often: ``total / holding`` undoes
+        it and weighs the row by the mass of the union of its cuts. A column only confirmed
+        rules cut keeps the first part (dividing by the union's mass), and needs none in the
+        rows whose ``covering`` cut was picked.
+        """
+        total = totals.sum(axis=1)
+        holding = np.maximum(holding, 1.0)
+        if column in self.weighted:
+            with np.errstate(divide="ignore"):
+                return np.log(total) - np.log(holding)
+
+        mixed = covering < 0
+        if len(cuts) == 1 or not mixed.any():
+            return 0.0
+
+        codec = self.model.codecs_[column]
+        union = _union_mass(cuts, codec, self.model.sampler_.predictive[column], leaves)
+        reweigh = mixed & (total > 0) & (union > 0)
+        ratio = np.ones_like(total)
+        ratio[reweigh] = total[reweigh] / (holding[reweigh] * union[reweigh])
+        return np.log(ratio)
 
     def _draw_inside_chosen_cuts(self, column, cuts, chosen, leaves, uniforms, draw):
         """Draw each row's state and value inside the interval of the cut chosen for it.
@@ -599,9 +639,14 @@ class _IntervalCut:
     @classmethod
     def of(cls, plan, cases, codec, predictive, leaves, draw):
         """The cut that ``plan`` puts on the codec's column, for every candidate."""
-        n_rows = len(leaves)
-        bounds = _bounds(plan, codec.spec.name, draw.numbers, n_rows)
+        bounds = _bounds(plan, codec.spec.name, draw.numbers, len(leaves))
         n_live = draw.live[:, cases].sum(axis=1).astype(float)
+        return cls.from_bounds(cases, bounds, codec, predictive, leaves, n_live)
+
+    @classmethod
+    def from_bounds(cls, cases, bounds, codec, predictive, leaves, n_live):
+        """The cut of the given per-row intervals; rows without live cases get no mass."""
+        n_rows = len(leaves)
         encoder = codec.encoder
         live = n_live > 0
         whole = live & _holds_every_value(bounds, encoder.knots_)
@@ -628,10 +673,9 @@ class _IntervalCut:
 
         # A single feasible value (an equality, or a condition) weighs the probability of the
         # state that holds it.
-        low, high = bounds[:2]
-        single = np.isfinite(low) & (high - low <= 1e-12 * np.maximum(1.0, np.abs(low)))
+        single = _single_values(bounds)
         if single.any():
-            state = encoder.encode(low[single])
+            state = encoder.encode(bounds[0][single])
             mass[single] = predictive[leaves[single], state]
 
         return cls(cases, bounds, mass_in, mass, n_live)
@@ -642,6 +686,104 @@ class _IntervalCut:
         above = np.where(low_strict, values > low, values >= low)
         below = np.where(high_strict, values < high, values <= high)
         return (above & below) | np.isnan(values)
+
+
+def _covering_cut(cuts, knots):
+    """Per row, the index of a live cut whose interval holds every other live cut's (else -1).
+
+    Intervals are compared over the values the column's states can produce.
+    """
+    live = np.column_stack([cut.n_live > 0 for cut in cuts])
+    bounds = [_within_values(cut.bounds, knots) for cut in cuts]
+    covering = np.full(len(live), -1)
+    for index in reversed(range(len(cuts))):
+        holds_others = live[:, index].copy()
+        for other in range(len(cuts)):
+            if other != index:
+                holds_others &= ~live[:, other] | _contains(bounds[index], bounds[other])
+
+        covering[holds_others] = index
+
+    return covering
+
+
+def _within_values(bounds, knots):
+    """Intervals clipped to the range of the values the column's states can produce."""
+    low, high, low_strict, high_strict = bounds
+    smallest, largest = knots[:, 0].min(), knots[:, -1].max()
+    below, above = low < smallest, high > largest
+    return (
+        np.where(below, smallest, low),
+        np.where(above, largest, high),
+        low_strict & ~below,
+        high_strict & ~above,
+    )
+
+
+def _contains(outer, inner):
+    """Rows where the interval ``outer`` holds the interval ``inner``."""
+    outer_low, outer_high, outer_low_strict, outer_high_strict = outer
+    inner_low, inner_high, inner_low_strict, inner_high_strict = inner
+    low_inside = (outer_low < inner_low) | (
+        (outer_low == inner_low) & (~outer_low_strict | inner_low_strict)
+    )
+    high_inside = (outer_high > inner_high) | (
+        (outer_high == inner_high) & (~outer_high_strict | inner_high_strict)
+    )
+    return low_inside & high_inside
+
+
+def _single_values(bounds):
+    """Rows whose interval is a single value (an equality, or a condition)."""
+    low, high, low_strict, high_strict = bounds
+    width = high - low
+    point = (width >= 0) & (width <= 1e-12 * np.maximum(1.0, np.abs(low)))
+    return np.isfinite(low) & point & ~low_strict & ~high_strict
+
+
+def _union_mass(cuts, codec, predictive, leaves):
+    """Mass of the union of each row's live cuts, by inclusion-exclusion over the cuts.
+
+    The single cuts' masses are their own, so the union of disjoint cuts has exactly their
+    summed mass; intersections of intervals are intervals.
+    """
+    live = [cut.n_live > 0 for cut in cuts]
+    union = np.zeros(len(leaves))
+    for size in range(1, len(cuts) + 1):
+        sign = 1.0 if size % 2 else -1.0
+        for subset in combinations(range(len(cuts)), size):
+            rows = np.logical_and.reduce([live[index] for index in subset])
+            if not rows.any():
+                continue
+
+            if size == 1:
+                mass = cuts[subset[0]].mass
+            else:
+                bounds = _intersection([cuts[index].bounds for index in subset])
+                mass = _IntervalCut.from_bounds(
+                    None, bounds, codec, predictive, leaves, rows.astype(float)
+                ).mass
+
+            union[rows] += sign * mass[rows]
+
+    return union
+
+
+def _intersection(bounds_list):
+    """Per-row intersection of intervals: the highest low end and the lowest high end.
+
+    An end shared by several intervals is excluded when any of them excludes it.
+    """
+    lows = np.column_stack([bounds[0] for bounds in bounds_list])
+    highs = np.column_stack([bounds[1] for bounds in bounds_list])
+    low, high = lows.max(axis=1), highs.min(axis=1)
+    low_strict = np.column_stack([(bounds[0] == low) & bounds[2] for bounds in bounds_list]).any(
+        axis=1
+    )
+    high_strict = np.column_stack([(bounds[1] == high) & bounds[3] for bounds in bounds_list]).any(
+        axis=1
+    )
+    return low, high, low_strict, high_strict
 
 
 def _same_on_every_row(bounds):
@@ -721,7 +863,7 @@ def _draw_from_interval(codec, probabilities, prior, bounds, mass_in, mass, unif
     mass_in = np.broadcast_to(mass_in, weights.shape)  # a shared row serves every row
 
     # A single feasible value (an equality, or a condition): the value is fixed.
-    single = np.isfinite(low) & (high - low <= 1e-12 * np.maximum(1.0, np.abs(low)))
+    single = _single_values(bounds)
     empty = (mass <= 0) & ~single
     if empty.any():
         weights[empty] = prior[None, :] * mass_in[empty]

@@ -5,7 +5,7 @@ import numpy as np
 
 from sdv_janus.engine import ColumnSpec, JanusModel
 from sdv_janus.engine._kernels import draw_inside_interval, interval_mass
-from sdv_janus.engine.rules import AnyOf, Linear, Not
+from sdv_janus.engine.rules import AllOf, AnyOf, Linear, Not
 
 
 def test_parent_follows_exact_posterior_given_the_rule():
@@ -193,3 +193,59 @@ def test_rule_every_training_row_meets_does_not_reweight_the_parent():
     weighted = bare.sample(20000, constraints=[rule])
     assert np.all(weighted["x"] <= weighted["y"])
     assert share(free) - share(weighted) > 0.05
+
+
+def test_confirmed_alternatives_keep_the_share_of_each_case():
+    rng = np.random.default_rng(21)
+    n = 20000
+    # Zeros mean 'not measured', as in diabetes: y is measured only where x is.
+    x = np.where(rng.random(n) < 0.3, 0.0, rng.uniform(1, 50, n))
+    y = np.where((x == 0) | (rng.random(n) < 0.3), 0.0, rng.uniform(1, 100, n))
+    columns = {"x": x, "y": y}
+    specs = [ColumnSpec("x", "numerical"), ColumnSpec("y", "numerical")]
+    graph = nx.DiGraph([("x", "y")])
+    # if y > 0 then x > 0: the cases 'y <= 0' (any x) and 'x > 0' overlap on x.
+    measured = Linear((("y", -1.0),), 0.0, False, "y measured means x measured")
+    rule = AnyOf((measured, Linear((("x", 1.0),), 0.0, True, "y measured means x measured")))
+    bare = JanusModel(graph=graph).fit(columns, specs)
+    confirmed = JanusModel(graph=graph).fit(columns, specs, [rule])
+    assert confirmed.rules_true_in_training_ == {"y measured means x measured"}
+
+    bare.set_random_state(22)
+    confirmed.set_random_state(23)
+    free, kept = bare.sample(20000), confirmed.sample(20000)
+    assert np.all((kept["y"] <= 0) | (kept["x"] > 0))
+    for name in ("x", "y"):
+        assert abs(np.mean(kept[name] == 0) - np.mean(free[name] == 0)) < 0.01
+
+
+def test_confirmed_cases_that_overlap_on_a_column_draw_it_once():
+    rng = np.random.default_rng(31)
+    n = 20000
+    x = rng.uniform(0, 100, n)
+    y = np.where(x < 40, rng.uniform(50, 100, n), rng.uniform(0, 100, n))
+    y = np.where(x > 60, rng.uniform(0, 50, n), y)
+    columns = {"x": x, "y": y}
+    specs = [ColumnSpec("x", "numerical"), ColumnSpec("y", "numerical")]
+    graph = nx.DiGraph([("x", "y")])
+    name = "high y keeps x low, low y keeps x high"
+    high_y = Linear((("y", 1.0),), -50.0, False, name)
+    rule = AnyOf(
+        (
+            AllOf((high_y, Linear((("x", -1.0),), 60.0, False, name))),
+            AllOf((high_y.negate(), Linear((("x", 1.0),), -40.0, False, name))),
+        )
+    )
+    bare = JanusModel(graph=graph).fit(columns, specs)
+    confirmed = JanusModel(graph=graph).fit(columns, specs, [rule])
+    assert confirmed.rules_true_in_training_ == {name}
+
+    bare.set_random_state(32)
+    confirmed.set_random_state(33)
+    free, kept = bare.sample(40000), confirmed.sample(20000)
+    assert np.all(np.where(kept["y"] >= 50, kept["x"] <= 60, kept["x"] >= 40))
+    # x in [40, 60] lies in both cases' cuts; it must not be drawn twice as often.
+    bins = np.linspace(0, 100, 11)
+    expected = np.histogram(free["x"], bins)[0] / len(free["x"])
+    observed = np.histogram(kept["x"], bins)[0] / len(kept["x"])
+    assert 0.5 * np.abs(observed - expected).sum() < 0.02
