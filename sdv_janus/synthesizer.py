@@ -73,8 +73,10 @@ class JanusSynthesizer(UncertaintyMixin, BaseSingleTableSynthesizer):
     candidates_per_row : int, default=32
         Importance-resampling pool per row when sampling under conditions.
     constraint_candidates : int, default=16
-        Most valid candidates drawn per row under constraints (fewer when the rules rarely
-        bind); one is kept in proportion to its weight, which keeps the output faithful.
+        Most valid candidates drawn per row under conditions and rules given at sampling
+        time (fewer when they rarely bind); one is kept in proportion to its weight, which
+        keeps the output faithful. Rules attached before ``fit`` hold on every training row
+        and need one candidate.
     graph : networkx.DiGraph or None, default=None
         A DAG over column names to use instead of learning one.
     """

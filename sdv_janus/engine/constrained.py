@@ -20,8 +20,10 @@ rarely breaks leaves the weights nearly equal.
 
 A rule that every training row satisfies adds no weight: the data hold it with certainty, so
 conditioning on it leaves their distribution as it is, and the mass the model's leaf puts
-outside its cut measures only the model's error. Its truncations still make every row valid.
-Conditions, and rules the training data break, weigh as above. The total of an identity
+outside its cut measures only the model's error. Its truncations still make every row valid,
+and a column that its cases cut in several ways is still drawn from the union of the live
+cuts, not from a mixture that would favour the values several cuts share. Conditions, and
+rules the training data break, weigh as above. The total of an identity
 (``total == a + b + c``) is drawn after its parts, so it is their sum.
 
 Columns that no rule mentions and that are not ancestors of one are drawn afterwards, once per

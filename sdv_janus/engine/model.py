@@ -66,7 +66,8 @@ class JanusModel:
     candidates_per_row : int, default=32
         Importance-resampling pool per output row when sampling under conditions.
     constraint_candidates : int, default=16
-        Valid candidates drawn per output row under constraints, one kept by weight.
+        Most valid candidates drawn per output row under weighted constraints, one kept by
+        weight (see :mod:`sdv_janus.engine.constrained`).
     graph : networkx.DiGraph or None, default=None
         A user-given DAG over column names; learned from the data when None.
     """
