@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sdv_janus.constraints import holds
 from sdv_janus.engine import ColumnSpec, JanusModel
 from sdv_janus.engine.feasibility import InfeasibleConstraintsError
+from sdv_janus.engine.model import rule_names
 from sdv_janus.engine.rules import AllOf, AllowedTuples, AnyOf, InSet, Linear
 
 ROWS_PER_EXAMPLE = 2500
@@ -150,6 +151,8 @@ def assert_every_row_holds(frame, rules, sampled):
 def test_every_sampled_row_satisfies_every_rule(scenario):
     frame, rules, conditions, seed = scenario
     model = fit(frame, rules, seed)
+    # Every rule holds on the training rows, and the engine reads them the same way.
+    assert model.rules_true_in_training_ == {name for rule in rules for name in rule_names(rule)}
     sampled = pd.DataFrame(model.sample(ROWS_PER_EXAMPLE, conditions))
 
     assert len(sampled) == ROWS_PER_EXAMPLE
