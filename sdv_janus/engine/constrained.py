@@ -66,6 +66,10 @@ _PILOT_ROWS = 2000
 _RELATIVE_NOISE = 1e-9
 _MAX_CAP_ROUNDS = 20
 
+# A column that its rules' cases cut in more ways than this is weighted even when the
+# training data confirm the rules (the union of its cuts would need 2^n intersections).
+_MAX_UNION_CUTS = 6
+
 # Candidates drawn at once; bounds the memory of the per-state masses of a large sample.
 _CHUNK_CANDIDATES = 1 << 17
 
@@ -506,8 +510,10 @@ class ConstrainedSampler:
 
         totals = np.column_stack([cut.n_live * cut.mass for cut in cuts])
         chosen = _pick_cut(totals, np.column_stack([cut.n_live for cut in cuts]), draw.rng)
-        covering = np.full(n_rows, -1)
-        if column not in self.weighted and len(cuts) > 1:
+        # Beyond a few cuts inclusion-exclusion costs too much: the column is weighted instead.
+        weighted = column in self.weighted or len(cuts) > _MAX_UNION_CUTS
+        covering = None
+        if not weighted:
             covering = _covering_cut(cuts, codec.encoder.knots_)
             chosen = np.where(covering >= 0, covering, chosen)
 
@@ -536,11 +542,11 @@ class ConstrainedSampler:
         that several live cuts hold is drawn that much more often: ``total / holding`` undoes
         it and weighs the row by the mass of the union of its cuts. A column only confirmed
         rules cut keeps the first part (dividing by the union's mass), and needs none in the
-        rows whose ``covering`` cut was picked.
+        rows whose ``covering`` cut was picked. ``covering`` is None for a weighted column.
         """
         total = totals.sum(axis=1)
         holding = np.maximum(holding, 1.0)
-        if column in self.weighted:
+        if covering is None:
             with np.errstate(divide="ignore"):
                 return np.log(total) - np.log(holding)
 
