@@ -7,10 +7,10 @@ ever rejected. Truncation alone would bias the ancestors of a constrained column
 whose children can barely satisfy a rule would be drawn as often as one whose children always
 can. So truncated forward sampling is used as an importance sampler: a candidate's weight is
 the product over truncated columns of the mass ``Z_k`` their leaf distribution had inside the
-feasible cut. ``K`` valid candidates are drawn per output row and ``n`` distinct ones are kept,
-each with probability proportional to its weight (sampling-importance-resampling with
-systematic, capped inclusion probabilities). The kept rows follow the weighted pool, which
-converges to the model's distribution restricted to the feasible set as the pool grows.
+feasible cut. ``K`` valid candidates are drawn per output row and ``n`` are picked in
+proportion to their weights (sampling-importance-resampling, systematic). The picks follow the
+weighted pool, which converges to the model's distribution restricted to the feasible set as
+the pool grows; a candidate is picked twice only when its weight exceeds ``K`` times the mean.
 Formulas with alternatives (``or``, ``if ... then``) are split
 into disjoint cases, each back-filled on its own. A candidate is drawn under all of them at
 once: it keeps the cases that its values so far are consistent with, each column is drawn
@@ -64,7 +64,6 @@ _IGNORABLE_VARIATION = 0.01
 _RATIO_MARGIN = 1.5
 _PILOT_ROWS = 2000
 _RELATIVE_NOISE = 1e-9
-_MAX_CAP_ROUNDS = 20
 
 # A column that its rules' cases cut in more ways than this is weighted even when the
 # training data confirm the rules (the union of its cuts would need 2^n intersections).
@@ -341,10 +340,10 @@ class ConstrainedSampler:
         return never_cut
 
     def candidates_needed(self, rng):
-        """Number ``K`` of candidates per row: enough that no candidate must be kept twice.
+        """Number ``K`` of candidates per row: enough that candidates are rarely picked twice.
 
-        A candidate is kept with probability ``n * w / sum(w) = w / (K * mean(w))``, capped at
-        one; the cap biases the output only where a weight exceeds ``K`` times the mean. A pilot
+        A candidate is picked ``n * w / sum(w) = w / (K * mean(w))`` times on average, more than
+        once only where its weight exceeds ``K`` times the mean. A pilot
         draw estimates the weights: when they are nearly equal (the rules rarely bind) a single
         candidate per row is kept as drawn; otherwise ``K`` covers the pilot's 99.9th
         percentile weight relative to the mean, up to ``candidates_per_row``. Without weighted
@@ -955,12 +954,13 @@ def _grid_below(bound, step, strict):
 
 
 def _choose_in_proportion(log_weights, n_rows, rng):
-    """Keep ``n_rows`` distinct candidates, each with probability proportional to its weight.
+    """Pick ``n_rows`` candidates in proportion to their weights, by systematic resampling.
 
-    Systematic sampling over the (randomly ordered) pool: candidate ``i`` is kept with
-    probability ``pi_i = n_rows * w_i / sum(w)``, capped at one (the cap's excess is spread over
-    the others). Kept candidates are then distributed as the weighted pool, whose bias shrinks
-    with the pool size, and no candidate is kept twice.
+    Candidate ``i`` is picked ``floor`` or ``ceil`` of ``n_rows * w_i / sum(w)`` times, so the
+    picks follow the weighted pool. A candidate is picked at most once unless its weight
+    exceeds ``sum(w) / n_rows``: that happens only when the pool holds too few of the rows the
+    weights favour (a rare condition), and repeating them keeps the output faithful where
+    keeping distinct rows would fill it with rows the weights reject.
     """
     if len(log_weights) == n_rows:
         return np.arange(n_rows)
@@ -970,33 +970,13 @@ def _choose_in_proportion(log_weights, n_rows, rng):
         return rng.choice(len(log_weights), size=n_rows, replace=False)
 
     weights = np.where(finite, np.exp(log_weights - log_weights[finite].max()), 0.0)
-    inclusion = _capped_inclusion(weights, n_rows)
+    expected_picks = np.cumsum(weights) * (n_rows / weights.sum())
     points = rng.random() + np.arange(n_rows)
-    chosen = np.searchsorted(np.cumsum(inclusion), points, side="right")
-    return np.minimum(chosen, len(weights) - 1)
-
-
-def _capped_inclusion(weights, n_rows):
-    """Inclusion probabilities proportional to ``weights``, none above one, summing to n."""
-    inclusion = np.zeros_like(weights)
-    capped = np.zeros(len(weights), dtype=bool)
-    for _ in range(_MAX_CAP_ROUNDS):
-        free = ~capped & (weights > 0)
-        remaining = n_rows - capped.sum()
-        inclusion[free] = remaining * weights[free] / weights[free].sum()
-        over = free & (inclusion > 1.0)
-        if not over.any():
-            break
-
-        capped |= over
-        inclusion[capped] = 1.0
-
-    if inclusion.sum() < n_rows - 1e-6:
-        # Fewer candidates with weight than rows: fill with zero-weight ones, uniformly.
-        zero = inclusion == 0
-        inclusion[zero] = (n_rows - inclusion.sum()) / zero.sum()
-
-    return np.minimum(inclusion, 1.0)
+    chosen = np.minimum(np.searchsorted(expected_picks, points, side="right"), len(weights) - 1)
+    LOGGER.debug(
+        "Kept %d candidates of %d; %d distinct", n_rows, len(weights), len(np.unique(chosen))
+    )
+    return chosen
 
 
 def check_linear_feasibility(formulas):
