@@ -781,15 +781,10 @@ def _intersection(bounds_list):
 
     An end shared by several intervals is excluded when any of them excludes it.
     """
-    lows = np.column_stack([bounds[0] for bounds in bounds_list])
-    highs = np.column_stack([bounds[1] for bounds in bounds_list])
-    low, high = lows.max(axis=1), highs.min(axis=1)
-    low_strict = np.column_stack([(bounds[0] == low) & bounds[2] for bounds in bounds_list]).any(
-        axis=1
-    )
-    high_strict = np.column_stack([(bounds[1] == high) & bounds[3] for bounds in bounds_list]).any(
-        axis=1
-    )
+    low = np.max([bounds[0] for bounds in bounds_list], axis=0)
+    high = np.min([bounds[1] for bounds in bounds_list], axis=0)
+    low_strict = np.any([(bounds[0] == low) & bounds[2] for bounds in bounds_list], axis=0)
+    high_strict = np.any([(bounds[1] == high) & bounds[3] for bounds in bounds_list], axis=0)
     return low, high, low_strict, high_strict
 
 
