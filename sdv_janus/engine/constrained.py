@@ -282,6 +282,26 @@ class ConstrainedSampler:
             needed |= nx.ancestors(graph, column)
 
         self.needed = needed
+        self.weighing, self.after_weighing = self._split_at_last_weight()
+
+    def _split_at_last_weight(self):
+        """The needed columns up to the last that can carry a weight, and those after it.
+
+        Candidates are picked once the first part is drawn; the rest is drawn for the picked
+        rows only, so a candidate picked twice repeats its first part, never the columns after.
+        """
+        names = self.model.columns
+        several_cuts = {
+            column
+            for column in self.constrained & self.interval_columns
+            if len(self._case_groups(names[column])) > 1
+        }
+        order = [column for column in self.model.sampler_.order if column in self.needed]
+        carrying = [
+            index for index, column in enumerate(order) if column in self.weighted | several_cuts
+        ]
+        split = carrying[-1] + 1 if carrying else 0
+        return order[:split], order[split:]
 
     def _constrained_columns(self):
         """Indices of the columns some plan restricts."""
@@ -345,15 +365,17 @@ class ConstrainedSampler:
         A candidate is picked ``n * w / sum(w) = w / (K * mean(w))`` times on average, more than
         once only where its weight exceeds ``K`` times the mean. A pilot
         draw estimates the weights: when they are nearly equal (the rules rarely bind) a single
-        candidate per row is kept as drawn; otherwise ``K`` covers the pilot's 99.9th
-        percentile weight relative to the mean, up to ``candidates_per_row``. Without weighted
+        candidate per row is kept as drawn; otherwise ``K`` covers the pilot's largest
+        weight relative to the mean, up to ``candidates_per_row``. Without weighted
         columns, and with one cut per numerical column, every candidate weighs the same and no
         pilot is drawn.
         """
         if not self.weighted and not self._several_cuts_on_a_column():
             return 1
 
-        log_weights = self._draw_candidates(_PILOT_ROWS, rng)[2]
+        log_weights = self._draw_columns(
+            self._new_draw(_PILOT_ROWS, rng, False), self.weighing
+        ).log_weights
         finite = log_weights[np.isfinite(log_weights)]
         if len(finite) == 0:
             return self.candidates_per_row
@@ -363,7 +385,7 @@ class ConstrainedSampler:
         if squared_variation < _IGNORABLE_VARIATION:
             return 1
 
-        top_ratio = np.quantile(weights, 0.999) / weights.mean()
+        top_ratio = weights.max() / weights.mean()
         needed = int(np.ceil(_RATIO_MARGIN * top_ratio))
         LOGGER.debug(
             "Weight CV^2 %.4f, top ratio %.2f: K = %d", squared_variation, top_ratio, needed
@@ -410,33 +432,33 @@ class ConstrainedSampler:
         return states, numbers
 
     def _sample_chunk(self, n_rows, per_row, rng, record_allowed):
-        """Draw ``per_row`` candidates for each of ``n_rows`` rows and keep ``n_rows``."""
-        states, numbers, log_weights, allowed = self._draw_candidates(
-            n_rows * per_row, rng, record_allowed
+        """Draw ``per_row`` candidates for each of ``n_rows`` rows, pick ``n_rows``, finish them."""
+        draw = self._draw_columns(
+            self._new_draw(n_rows * per_row, rng, record_allowed), self.weighing
         )
-        chosen = _choose_in_proportion(log_weights, n_rows, rng)
-        numbers = {name: values[chosen] for name, values in numbers.items()}
-        return states[chosen], numbers, {column: mask[chosen] for column, mask in allowed.items()}
+        draw = draw.rows(_choose_in_proportion(draw.log_weights, n_rows, rng), self.model.columns)
+        draw = self._draw_columns(draw, self.after_weighing)
+        return draw.states, draw.numbers, draw.allowed
 
-    def _draw_candidates(self, n_candidates, rng, record_allowed=False):
-        """Valid candidates of the needed columns, drawn under every case at once.
+    def _new_draw(self, n_candidates, rng, record_allowed):
+        """An empty draw of ``n_candidates`` candidates, every case live."""
+        states = np.zeros((n_candidates, len(self.model.codecs_)), dtype=np.int32)
+        live = np.ones((n_candidates, len(self.plans)), dtype=bool)
+        return _CandidateDraw(states, live, rng, record_allowed)
+
+    def _draw_columns(self, draw, columns):
+        """Draw ``columns`` (in the model's order) for every candidate, under every case at once.
 
         Each candidate keeps the cases its values so far are consistent with (its live cases).
         A column is drawn inside the union of the cuts of its live cases, so the candidate can
         always be completed in one of them, and the weight gains the mass of that union.
         """
         model = self.model
-        states = np.zeros((n_candidates, len(model.codecs_)), dtype=np.int32)
-        draw = _CandidateDraw(
-            states, np.ones((n_candidates, len(self.plans)), dtype=bool), rng, record_allowed
-        )
-        for column in model.sampler_.order:
-            if column not in self.needed:
-                continue
-
+        states = draw.states
+        for column in columns:
             tree = model.trees_[column]
             leaves = tree.leaves_of(states)
-            uniforms = _stratified(leaves, tree, rng)
+            uniforms = _stratified(leaves, tree, draw.rng)
             if column not in self.constrained:
                 states[:, column] = draw_states(model.sampler_.cumulative[column], leaves, uniforms)
             elif column not in self.interval_columns:
@@ -446,7 +468,7 @@ class ConstrainedSampler:
 
             draw.named_states[model.codecs_[column].spec.name] = states[:, column]
 
-        return states, draw.numbers, draw.log_weights, draw.allowed
+        return draw
 
     def _case_groups(self, name):
         """The cases grouped by the rules they put on one column (equal rules, equal cuts)."""
@@ -624,6 +646,18 @@ class _CandidateDraw:
         self.record_allowed = record_allowed
         self.numbers, self.named_states, self.allowed = {}, {}, {}
         self.log_weights = np.zeros(len(states))
+
+    def rows(self, chosen, names):
+        """The draw restricted to the ``chosen`` candidates (repeats allowed), weights reset."""
+        picked = _CandidateDraw(
+            self.states[chosen], self.live[chosen], self.rng, self.record_allowed
+        )
+        picked.numbers = {name: values[chosen] for name, values in self.numbers.items()}
+        picked.allowed = {column: mask[chosen] for column, mask in self.allowed.items()}
+        picked.named_states = {
+            name: picked.states[:, names.index(name)] for name in self.named_states
+        }
+        return picked
 
 
 class _IntervalCut:
