@@ -282,7 +282,21 @@ class ConstrainedSampler:
             needed |= nx.ancestors(graph, column)
 
         self.needed = needed
+        self.carry_weight = self.weighted | self._columns_with_several_cuts()
         self.weighing, self.after_weighing = self._split_at_last_weight()
+
+    def _columns_with_several_cuts(self):
+        """Indices of the numerical columns the cases cut in different ways.
+
+        Such a column can carry a weight even under confirmed rules (see
+        :meth:`_interval_log_weights`).
+        """
+        names = self.model.columns
+        return {
+            column
+            for column in self.constrained & self.interval_columns
+            if len(self._case_groups(names[column])) > 1
+        }
 
     def _split_at_last_weight(self):
         """The needed columns up to the last that can carry a weight, and those after it.
@@ -290,16 +304,8 @@ class ConstrainedSampler:
         Candidates are picked once the first part is drawn; the rest is drawn for the picked
         rows only, so a candidate picked twice repeats its first part, never the columns after.
         """
-        names = self.model.columns
-        several_cuts = {
-            column
-            for column in self.constrained & self.interval_columns
-            if len(self._case_groups(names[column])) > 1
-        }
         order = [column for column in self.model.sampler_.order if column in self.needed]
-        carrying = [
-            index for index, column in enumerate(order) if column in self.weighted | several_cuts
-        ]
+        carrying = [index for index, column in enumerate(order) if column in self.carry_weight]
         split = carrying[-1] + 1 if carrying else 0
         return order[:split], order[split:]
 
@@ -370,7 +376,7 @@ class ConstrainedSampler:
         columns, and with one cut per numerical column, every candidate weighs the same and no
         pilot is drawn.
         """
-        if not self.weighted and not self._several_cuts_on_a_column():
+        if not self.carry_weight:
             return 1
 
         log_weights = self._draw_columns(
@@ -391,12 +397,6 @@ class ConstrainedSampler:
             "Weight CV^2 %.4f, top ratio %.2f: K = %d", squared_variation, top_ratio, needed
         )
         return int(np.clip(needed, 2, self.candidates_per_row))
-
-    def _several_cuts_on_a_column(self):
-        """Whether the cases put different intervals on some numerical column."""
-        names = self.model.columns
-        columns = self.constrained & self.interval_columns
-        return any(len(self._case_groups(names[column])) > 1 for column in columns)
 
     def sample(self, n_rows, rng, record_allowed=False):
         """Draw ``n_rows`` valid rows.
